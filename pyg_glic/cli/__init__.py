@@ -1,0 +1,1 @@
+r"""The ``pyg-glic`` command line (also ``python -m pyg_glic``)."""

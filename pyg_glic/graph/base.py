@@ -1,0 +1,111 @@
+r"""The container every graph builder returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class CandidateBlocks:
+    r"""The candidate structure a graph was selected from, for blocked-dense execution.
+
+    Queries are grouped into ``nb`` blocks of ``Q`` nodes that share ``K``
+    candidates (GLIC: an 8x8 window and its 16x16 halo patch, ``Q=64, K=256``).
+    The published dense code computes all ``Q x K`` scores per block and masks
+    the pairs that are not edges; ``mask`` says which pairs are edges.
+
+    Attributes:
+        query_index (LongTensor): ``(nb, Q)`` target node ids, ``-1`` for padding.
+        cand_index (LongTensor): ``(nb, K)`` source node ids, ``-1`` for padding.
+        mask (BoolTensor): ``(nb, Q, K)``, ``True`` where the pair is an edge.
+    """
+
+    query_index: Tensor
+    cand_index: Tensor
+    mask: Tensor
+
+    def to(self, device) -> "CandidateBlocks":
+        return CandidateBlocks(self.query_index.to(device), self.cand_index.to(device),
+                               self.mask.to(device))
+
+
+@dataclass
+class ImageGraph:
+    r"""A sparse graph over image nodes, in pyg_glic's conventions.
+
+    Node ids follow :func:`pyg_glic.convert.map_to_nodes` (image-major,
+    row-major). For a bipartite graph (the global graph: pooled nodes send to
+    full-resolution nodes) sources and targets are numbered separately.
+
+    Attributes:
+        edge_index (LongTensor): ``(2, E)``; row 0 source (neighbour), row 1
+            target (query); sorted by target, stable.
+        ptr (LongTensor): ``(num_dst + 1,)`` CSR row pointer over targets:
+            the edges into target ``i`` are ``ptr[i]:ptr[i+1]``.
+        edge_attr (Tensor): ``(E, 2)`` float relative offset ``(dy, dx)`` =
+            position of the source minus position of the target, in pixels of
+            the (full-resolution) feature map.
+        num_src (int): number of source nodes.
+        num_dst (int): number of target nodes.
+        edge_weight (Tensor, optional): ``(E,)`` differentiable weights
+            (learnable graphs).
+        blocks (CandidateBlocks, optional): the candidate structure, when the
+            builder has one.
+        pos_src, pos_dst (Tensor, optional): ``(num_src, 2)`` / ``(num_dst, 2)``
+            float positions ``(row, col)`` in full-resolution pixels, so that
+            ``edge_attr == pos_src[src] - pos_dst[dst]``; a pooled node sits at
+            the centre of the cell it averages.
+    """
+
+    edge_index: Tensor
+    ptr: Tensor
+    edge_attr: Tensor
+    num_src: int
+    num_dst: int
+    edge_weight: Optional[Tensor] = None
+    blocks: Optional[CandidateBlocks] = field(default=None, repr=False)
+    pos_src: Optional[Tensor] = field(default=None, repr=False)
+    pos_dst: Optional[Tensor] = field(default=None, repr=False)
+
+    @property
+    def num_edges(self) -> int:
+        return self.edge_index.size(1)
+
+    @property
+    def degree(self) -> Tensor:
+        r"""In-degree of every target, ``(num_dst,)``."""
+        return self.ptr[1:] - self.ptr[:-1]
+
+    def to(self, device) -> "ImageGraph":
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v.to(device) if isinstance(v, (Tensor, CandidateBlocks)) else v
+        return ImageGraph(**kw)
+
+    def validate(self) -> "ImageGraph":
+        r"""Check the invariants above; raise ``ValueError`` naming the first broken one."""
+        ei = self.edge_index
+        if ei.dim() != 2 or ei.size(0) != 2:
+            raise ValueError(f"edge_index must have shape (2, E), got {tuple(ei.shape)}")
+        E = ei.size(1)
+        if self.ptr.shape != (self.num_dst + 1,):
+            raise ValueError(f"ptr must have shape ({self.num_dst + 1},), got {tuple(self.ptr.shape)}")
+        if int(self.ptr[-1]) != E:
+            raise ValueError(f"ptr[-1] must equal the number of edges {E}")
+        if self.edge_attr.shape != (E, 2):
+            raise ValueError(f"edge_attr must have shape ({E}, 2), got {tuple(self.edge_attr.shape)}")
+        if E:
+            if int(ei[0].min()) < 0 or int(ei[0].max()) >= self.num_src:
+                raise ValueError("edge_index sources out of range")
+            if int(ei[1].min()) < 0 or int(ei[1].max()) >= self.num_dst:
+                raise ValueError("edge_index targets out of range")
+            expect = torch.arange(self.num_dst, device=ei.device).repeat_interleave(self.degree)
+            if not torch.equal(expect, ei[1]):
+                raise ValueError("edge_index is not sorted by target consistently with ptr")
+        if self.edge_weight is not None and self.edge_weight.shape != (E,):
+            raise ValueError(f"edge_weight must have shape ({E},)")
+        return self

@@ -1,0 +1,44 @@
+import subprocess
+import sys
+
+import pytest
+
+import pyg_glic
+from pyg_glic.cli.main import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pyg_glic {pyg_glic.__version__}"
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "demo" in out and "info" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "usage: pyg-glic" in capsys.readouterr().out
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "knn: available" in out and "scatter: available" in out
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "pyg_glic", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"pyg_glic {pyg_glic.__version__}"
+
+
+def test_unknown_command_fails():
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2
