@@ -30,7 +30,7 @@ fi
 pip_install() { "$py" -m pip install --disable-pip-version-check -c constraints.txt "$@"; }
 pip_install -q --upgrade pip setuptools wheel -c /dev/null
 pip_install torch torchvision
-pip_install numpy torch-geometric compressai pillow tqdm matplotlib pytorch-msssim bjontegaard pytest
+pip_install numpy torch-geometric compressai pillow tqdm matplotlib pytorch-msssim bjontegaard pytest scikit-learn
 
 # The compiled extensions: both builds in parallel, against the installed torch.
 # A cached wheel built against another torch imports badly: then rebuild without cache.

@@ -10,9 +10,9 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from . import demo, info
+from . import coding, demo, info
 
-COMMANDS = (demo, info)
+COMMANDS = (coding, demo, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+r"""Small helpers shared by the command line, examples and benchmarks."""
