@@ -1,0 +1,42 @@
+r"""Graph construction: where and how much to connect.
+
+Every builder returns an :class:`ImageGraph` (edges sorted by target, CSR
+``ptr``, ``(dy, dx)`` offsets, and, for the window / halo / global builders,
+the :class:`CandidateBlocks` the edges were selected from).
+
+=========================  ==================  ==========================  ============
+builder                    candidates          k-NN backends               ``blocks``
+=========================  ==================  ==========================  ============
+:func:`window_graph`       own window          torch, torch_cluster        yes
+:func:`halo_graph`         halo patch          torch, torch_cluster [1]_   yes
+:func:`global_graph`       pooled view         torch, torch_cluster        yes
+:func:`knn_graph`          whole image         torch, torch_cluster        no
+:class:`LearnableGraph`    any of the above    torch (threshold, no k-NN)  yes [2]_
+=========================  ==================  ==========================  ============
+
+.. [1] via one batch id per window over per-window copies of the patch.
+.. [2] except ``candidates="all"``.
+"""
+from .base import CandidateBlocks, ImageGraph
+from .similarity import SIMILARITIES, pairwise_similarity
+from .adaptive import allocate_degrees, complexity_map
+from .downsample import pool_map, pooled_pos, pooled_size
+from .window import WindowGraph, window_graph
+from .halo import HaloGraph, halo_graph
+from .global_ import GlobalGraph, global_graph
+from .knn_graph import KNNGraph, knn_graph
+from .lrgc import LearnableGraph
+from .transform import ImageGraphTransform
+
+__all__ = [
+    "ImageGraph", "CandidateBlocks",
+    "SIMILARITIES", "pairwise_similarity",
+    "complexity_map", "allocate_degrees",
+    "pool_map", "pooled_pos", "pooled_size",
+    "window_graph", "WindowGraph",
+    "halo_graph", "HaloGraph",
+    "global_graph", "GlobalGraph",
+    "knn_graph", "KNNGraph",
+    "LearnableGraph",
+    "ImageGraphTransform",
+]

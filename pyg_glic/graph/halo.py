@@ -1,0 +1,170 @@
+r"""Halo graph (GLIC's local graph): window queries, halo-patch candidates."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import typing as _t
+from ..convert.csr import degree_to_ptr
+from ..ops.knn import knn
+from ._blocks import grid_positions, halo_blocks, node_to_block, window_blocks
+from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
+                      check_similarity, map_nodes, node_scores, pos_dtype)
+from ._select import (blocked_topk, empty_graph, make_graph,
+                      mask_from_edges, place_ranked, rank_in_query, target_degrees)
+from .base import CandidateBlocks, ImageGraph
+from .similarity import knn_features, normalize
+
+
+@torch.no_grad()
+def halo_graph(x: Tensor, k: int = 64, *, window: int = 8, halo: int = 4,
+               adaptive: bool = False, k_min: int = 1, k_max: Optional[int] = None,
+               similarity: str = "cosine", score: Optional[Tensor] = None,
+               backend: Optional[str] = None, pos_weight: float = 0.0,
+               pos_scale: Optional[float] = None, redistribute: bool = True,
+               size: Optional[Tuple[int, int]] = None,
+               chunk_elements: Optional[int] = None, check_finite: bool = True,
+               return_blocks: bool = True) -> ImageGraph:
+    r"""GLIC's local graph: queries in windows, candidates in the halo patch around them.
+
+    From GLIC (arXiv 2603.25316): the map is cut into ``window x window`` query
+    windows; the candidates of every query of a window are the nodes of the
+    ``(window + 2 halo)``-sided patch centred on the window (GLIC: 8 and 4, so
+    256 candidates, the query itself included); each query keeps its ``k``
+    most similar candidates (:mod:`~pyg_glic.graph.similarity`).
+
+    .. math::
+        \mathcal{N}(i) = \operatorname{top-}k_{j \in \mathrm{patch}(\mathrm{win}(i))} \; s_{ij}
+
+    Patch positions outside the map are padding and never become neighbours:
+    near the border a query has fewer candidates and keeps
+    ``min(k, candidates)`` neighbours; maps whose sides are not multiples of
+    ``window`` get clipped windows at the right and bottom.
+
+    With ``adaptive=True`` node :math:`i` keeps its top-:math:`d_i`, with
+    :math:`d_i` from :func:`~pyg_glic.graph.allocate_degrees` (``k`` = mean
+    degree, the query window = the budget group of 64 nodes, bounds
+    ``[k_min, min(k_max, candidates)]``); the score is
+    :func:`~pyg_glic.graph.complexity_map` of ``x`` unless ``score`` is given
+    (which implies ``adaptive=True``).
+
+    Backends: ``"torch"`` (default) scores each chunk of windows against its
+    gathered candidates with one batched matrix product and a top-k
+    (:class:`~pyg_glic.graph.CandidateBlocks` form, memory bounded by
+    ``chunk_elements``); ``"torch_cluster"`` runs :func:`torch_cluster.knn`
+    with one batch id per window over a per-window copy of the candidates
+    (``(window + 2 halo)**2 / window**2`` times the node features; 4x for GLIC),
+    which expresses the overlapping patches but is slow on CPUs in high dimension.
+
+    Args:
+        x (Tensor): feature map ``(B, C, H, W)`` (or nodes with ``size``).
+        k (int): neighbours per node (mean degree when adaptive),
+            ``1 <= k <= (window + 2 halo)**2``.
+        window (int): query window side.
+        halo (int): halo width around the window.
+        adaptive (bool): GLIC's adaptive degree.
+        k_min, k_max (int): degree bounds when adaptive (default ``k_max`` = all
+            candidates).
+        similarity (str): ``"cosine"`` (GLIC) or ``"euclidean"``.
+        score (Tensor, optional): complexity ``(B, 1, H, W)``.
+        backend (str, optional): ``"torch"``, ``"torch_cluster"`` or ``None``/``"auto"``.
+        pos_weight, pos_scale (float): relative-position term.
+        redistribute (bool): see :func:`~pyg_glic.graph.allocate_degrees`.
+        size (tuple, optional): ``(H, W)`` for node input ``(B*H*W, C)``.
+        chunk_elements (int, optional): most elements (scores, top-k output, gathered
+            features) of one chunk; default per device (CPU ``2**21``, CUDA ``2**26``).
+        check_finite (bool): raise on NaN/Inf features.
+        return_blocks (bool): fill ``blocks``: ``query_index (nb, window**2)``,
+            ``cand_index (nb, (window + 2 halo)**2)``, ``mask``.
+
+    Returns:
+        :class:`~pyg_glic.graph.ImageGraph`, ``num_src = num_dst = B*H*W``,
+        edges of a target by decreasing similarity.
+
+    Shapes:
+        - **input:** ``(B, C, H, W)``
+        - **output:** ``edge_index (2, E)``, ``ptr (B*H*W + 1,)``, ``edge_attr (E, 2)``
+    """
+    x = as_map(x, size)
+    B, C, H, W = check_map(x, check_finite=check_finite)
+    check_int("window", window, 1)
+    check_int("halo", halo, 0)
+    check_similarity(similarity)
+    adaptive = adaptive or score is not None
+    K = (window + 2 * halo) ** 2
+    check_k(k, K, f"halo graph (window={window}, halo={halo})")
+    if adaptive:
+        k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
+    backend = _t.resolve_backend("knn", backend, x.device)
+    N = B * H * W
+    pos = grid_positions(B, H, W, x.device, pos_dtype(x))
+    qidx = window_blocks(B, H, W, window, x.device)
+    cidx = halo_blocks(B, H, W, window, halo, x.device)
+    if N == 0:
+        blocks = CandidateBlocks(qidx, cidx, torch.zeros(qidx.size(0), window ** 2, K,
+                                                         dtype=torch.bool, device=x.device))
+        return empty_graph(N, N, pos, pos, blocks if return_blocks else None)
+    blk, _ = node_to_block(qidx, N)
+    cap = (cidx >= 0).sum(1)[blk]
+    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
+                            k_min=k_min, k_max=k_max, redistribute=redistribute)
+    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
+
+    if backend == "torch":
+        xn = normalize(map_nodes(x))
+        ps = pos / scale
+        src, ptr, mask = blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity,
+                                      pq=ps, pc=ps, pos_weight=pos_weight,
+                                      chunk_elements=chunk_elements, return_mask=return_blocks)
+    else:
+        ptr = degree_to_ptr(degree)
+        feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
+        cv = cidx >= 0
+        cand = cidx[cv]  # per-window copies of the patch, window-major
+        bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
+        perm = qidx[qidx >= 0]
+        kk = int(degree.max())
+        if kk == 0:
+            src = torch.empty(0, dtype=torch.long, device=x.device)
+        else:
+            out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
+            rank = rank_in_query(out[0], perm.numel())
+            src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
+        mask = None
+        if return_blocks:
+            dst = torch.arange(N, device=x.device).repeat_interleave(degree,
+                                                                     output_size=src.numel())
+            mask = mask_from_edges(qidx, cidx, src, dst, N, N)
+    blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
+    return make_graph(src, ptr, pos, pos, blocks=blocks)
+
+
+class HaloGraph(torch.nn.Module):
+    r"""Module form of :func:`halo_graph` (no parameters).
+
+    Args:
+        k (int): neighbours per node (mean degree when adaptive).
+        window (int): query window side.
+        halo (int): halo width.
+        **kwargs: the keyword arguments of :func:`halo_graph`.
+    """
+
+    def __init__(self, k: int = 64, window: int = 8, halo: int = 4, **kwargs):
+        super().__init__()
+        self.k = k
+        self.window = window
+        self.halo = halo
+        self.kwargs = kwargs
+
+    def forward(self, x: Tensor, score: Optional[Tensor] = None) -> ImageGraph:
+        kw = dict(self.kwargs)
+        if score is not None:
+            kw["score"] = score
+        return halo_graph(x, self.k, window=self.window, halo=self.halo, **kw)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return (f"{self.__class__.__name__}(k={self.k}, window={self.window}, "
+                f"halo={self.halo}{extra})")
