@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.typing import Adj, OptTensor, PairTensor
+from torch_geometric.utils import softmax
+
+from ..functional import log_spaced, sparse_attention
+
+IMPLS = ("gather", "propagate")
+
+
+class GLICAttention(MessagePassing):
+    r"""The cosine graph attention of GLIC's graph stages, from `"GLIC:
+    Graph-based Learned Image Compression" <https://arxiv.org/abs/2603.25316>`_:
+    multi-head attention of every node over its (variable-size) neighbourhood,
+    with cosine logits, a learnable per-head temperature and a relative-position
+    bias.
+
+    .. math::
+        \alpha_{ji,h} &= \operatorname{softmax}_{j \in \mathcal{N}(i)} \Big(
+            \tau_h \cos\big(\mathbf{W}^Q_h \mathbf{x}_i, \mathbf{W}^K_h \mathbf{x}_j\big)
+            + \mathrm{MLP}_h\big(\mathrm{sign}(\boldsymbol{\delta}_{ji})
+            \log(1 + |\boldsymbol{\delta}_{ji}|)\big) \Big)
+
+        \mathbf{x}^{\prime}_i &= \mathbf{W}^O \Big\Vert_{h=1}^{H}
+            \sum_{j \in \mathcal{N}(i)} \alpha_{ji,h} \mathbf{W}^V_h \mathbf{x}_j
+            + \mathbf{b}^O
+
+    where :math:`\boldsymbol{\delta}_{ji}` (``edge_attr``) is the position of
+    the source minus the position of the target, the MLP is
+    :math:`2 \rightarrow` ``pos_hidden`` :math:`\rightarrow H` with ReLU, and
+    :math:`\tau_h = \exp(\min(s_h, \log \tau_{\max}))` with :math:`s_h`
+    learnable, initialised to :math:`\log \tau_0`. The query comes from the
+    target, key and value from the source, so a bipartite input
+    ``x = (x_src, x_dst)`` (GLIC's global graph: pooled sources, full-resolution
+    targets) works like PyG's ``PairTensor``.
+
+    A node without incoming edges gets the zero vector before the output
+    projection, i.e. :math:`\mathbf{x}^{\prime}_i = \mathbf{b}^O`; an empty
+    graph gives :math:`\mathbf{b}^O` everywhere.
+
+    The aggregation core (scores, softmax over each target's incoming edges,
+    weighted sum of values) is :meth:`attend`; it calls
+    :func:`pyg_glic.nn.functional.sparse_attention`, which keeps no per-edge
+    ``E x C`` tensor for the backward pass. ``impl="propagate"`` runs the same
+    computation through PyG's :meth:`propagate` / :meth:`message` instead (more
+    memory, same values); both are checked against
+    :func:`pyg_glic.nn.dense.dense_glic_attention`.
+
+    Args:
+        in_channels (int or tuple): Size of each input sample, or a tuple
+            ``(source, target)`` of sizes for bipartite graphs.
+        out_channels (int): Size of each output sample; also the width of the
+            queries, keys and values (``heads * head_dim``).
+        heads (int, optional): Number of attention heads; must divide
+            ``out_channels``. (default: :obj:`8`)
+        pos_hidden (int, optional): Hidden width of the relative-position MLP;
+            ``0`` disables the position bias. (default: :obj:`64`)
+        init_scale (float, optional): Initial logit scale :math:`\tau_0`.
+            (default: :obj:`10.0`)
+        max_scale (float, optional): Cap :math:`\tau_{\max}` of the logit
+            scale. (default: :obj:`100.0`)
+        bias (bool, optional): Learn additive biases in the projections.
+            (default: :obj:`True`)
+        impl (str, optional): ``"gather"`` (memory-lean functional core) or
+            ``"propagate"`` (PyG message passing). (default: :obj:`"gather"`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})` or
+          :math:`((|\mathcal{V}_s|, F_{s}), (|\mathcal{V}_t|, F_{t}))`
+          if bipartite,
+          edge indices :math:`(2, |\mathcal{E}|)`,
+          relative offsets :math:`(|\mathcal{E}|, 2)` *(optional)*
+          (or :math:`(U, 2)` distinct offsets with ``offset_index``
+          :math:`(|\mathcal{E}|)`),
+          edge weights :math:`(|\mathcal{E}|)` *(optional)*,
+          CSR pointer :math:`(|\mathcal{V}_t| + 1)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
+          :math:`(|\mathcal{V}_t|, F_{out})` if bipartite
+    """
+    def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
+                 heads: int = 8, pos_hidden: int = 64, init_scale: float = 10.0,
+                 max_scale: float = 100.0, bias: bool = True, impl: str = "gather",
+                 **kwargs):
+        super().__init__(aggr='add', node_dim=0, **kwargs)
+        if out_channels % heads != 0:
+            raise ValueError(f"heads ({heads}) must divide out_channels ({out_channels})")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if not 0 < init_scale <= max_scale:
+            raise ValueError(f"need 0 < init_scale <= max_scale, got {init_scale}, {max_scale}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.heads = heads
+        self.head_dim = out_channels // heads
+        self.pos_hidden = pos_hidden
+        self.init_scale = init_scale
+        self.max_scale = max_scale
+        self.impl = impl
+
+        if isinstance(in_channels, int):
+            in_channels = (in_channels, in_channels)
+        self.lin_q = Linear(in_channels[1], out_channels, bias=bias)
+        self.lin_k = Linear(in_channels[0], out_channels, bias=bias)
+        self.lin_v = Linear(in_channels[0], out_channels, bias=bias)
+        self.lin_out = Linear(out_channels, out_channels, bias=bias)
+        self.logit_scale = torch.nn.Parameter(torch.empty(heads))
+        if pos_hidden > 0:
+            # The last layer has no bias: a per-head constant cancels in the softmax.
+            self.pos_mlp = torch.nn.Sequential(
+                torch.nn.Linear(2, pos_hidden), torch.nn.ReLU(inplace=True),
+                torch.nn.Linear(pos_hidden, heads, bias=False))
+        else:
+            self.pos_mlp = None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
+            lin.reset_parameters()
+        with torch.no_grad():
+            self.logit_scale.fill_(math.log(self.init_scale))
+        if self.pos_mlp is not None:
+            for m in self.pos_mlp:
+                if isinstance(m, torch.nn.Linear):
+                    m.reset_parameters()
+
+    # -- pieces shared with the dense reference ---------------------------------
+    def scale(self) -> Tensor:
+        r"""The per-head logit scale :math:`\tau_h`, ``(H,)``."""
+        return torch.clamp(self.logit_scale, max=math.log(self.max_scale)).exp()
+
+    def project(self, x: Union[Tensor, PairTensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        r"""Queries (unit norm, times :math:`\tau_h`), keys (unit norm) and values,
+        each ``(N, H, head_dim)``."""
+        if isinstance(x, Tensor):
+            x = (x, x)
+        H, D = self.heads, self.head_dim
+        q = self.lin_q(x[1]).view(-1, H, D)
+        k = self.lin_k(x[0]).view(-1, H, D)
+        v = self.lin_v(x[0]).view(-1, H, D)
+        q = F.normalize(q, dim=-1) * self.scale().to(q.dtype).view(1, H, 1)
+        k = F.normalize(k, dim=-1)
+        return q, k, v
+
+    def position_bias(self, offset: Tensor) -> Optional[Tensor]:
+        r"""Relative-position bias ``(..., H)`` of offsets ``(..., 2)`` (source minus target)."""
+        if self.pos_mlp is None:
+            return None
+        w = self.pos_mlp[0].weight
+        return self.pos_mlp(log_spaced(offset.to(w.dtype)))
+
+    # -- forward ------------------------------------------------------------------
+    def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj,
+                edge_attr: OptTensor = None, edge_weight: OptTensor = None,
+                ptr: OptTensor = None, offset_index: OptTensor = None) -> Tensor:
+        r"""
+        Args:
+            x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
+            edge_index (LongTensor): ``(2, E)``, row 0 source, row 1 target.
+            edge_attr (Tensor, optional): ``(E, 2)`` offsets ``(dy, dx)``
+                (source minus target); ``None``: no position bias.
+            edge_weight (Tensor, optional): ``(E,)`` multiplies the attention
+                weights after the softmax.
+            ptr (LongTensor, optional): CSR pointer of the targets (passed to
+                the aggregation core).
+            offset_index (LongTensor, optional): ``(E,)``; if given,
+                ``edge_attr`` holds ``U`` distinct offsets ``(U, 2)`` and edge
+                ``e`` has offset ``edge_attr[offset_index[e]]`` (see
+                :func:`pyg_glic.nn.functional.compress_offsets`): the position
+                MLP then runs on ``U`` rows instead of ``E``.
+        """
+        if isinstance(x, Tensor):
+            x = (x, x)
+        if not isinstance(edge_index, Tensor):
+            raise TypeError("GLICAttention expects edge_index as a (2, E) LongTensor")
+        num_dst = x[1].size(0)
+        q, k, v = self.project(x)
+        bias = None
+        if edge_attr is not None:
+            if edge_attr.dim() != 2 or edge_attr.size(1) != 2:
+                raise ValueError(f"edge_attr must hold (dy, dx) offsets of shape (E, 2), "
+                                 f"got {tuple(edge_attr.shape)}")
+            bias = self.position_bias(edge_attr)
+            if bias is not None and offset_index is not None:
+                bias = bias.index_select(0, offset_index)
+        out = self.attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)
+        return self.lin_out(out.reshape(num_dst, self.out_channels))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
+               edge_index: Tensor, ptr: OptTensor, num_dst: int,
+               edge_weight: OptTensor = None) -> Tensor:
+        r"""The aggregation core: ``(N_dst, H, D)`` from projected ``q, k, v``.
+
+        See :func:`pyg_glic.nn.functional.sparse_attention` for the contract.
+        """
+        if self.impl == "gather":
+            return sparse_attention(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)
+        # propagate_type: (q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
+        #                  edge_weight: OptTensor)
+        return self.propagate(edge_index, q=q, k=k, v=v, bias=bias,
+                              edge_weight=edge_weight, size=(k.size(0), num_dst))
+
+    def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, bias: OptTensor,
+                edge_weight: OptTensor, index: Tensor, ptr: OptTensor,
+                size_i: Optional[int]) -> Tensor:
+        score = (q_i * k_j).sum(dim=-1)
+        if bias is not None:
+            score = score + bias
+        alpha = softmax(score, index, None, size_i, dim=0)
+        if edge_weight is not None:
+            alpha = alpha * edge_weight.unsqueeze(-1).to(alpha.dtype)
+        return v_j * alpha.unsqueeze(-1)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, heads={self.heads})')
+
+
+#: Alias: the attention of GLIC's graph stages.
+GraphAttention = GLICAttention

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from nn_testing import assert_every_param_has_grad, assert_grads_close, random_knn_index
+from pyg_glic.convert import knn_index_to_edge_index
+from pyg_glic.nn.conv import MRConv
+from pyg_glic.nn.dense import dense_mr_conv
+
+
+def test_mr_conv_repr():
+    assert str(MRConv(64, 128)) == 'MRConv(64, 128)'
+
+
+def test_mr_conv_small():
+    x = torch.randn(4, 16)
+    edge_index = torch.tensor([[0, 1, 2, 3, 0], [1, 0, 0, 0, 2]])
+    conv = MRConv(16, 32)
+    out = conv(x, edge_index)
+    assert out.shape == (4, 32)
+    agg = torch.stack([torch.stack([x[1] - x[0], x[2] - x[0], x[3] - x[0]]).max(0).values,
+                       x[0] - x[1], x[0] - x[2], torch.zeros(16)])
+    torch.testing.assert_close(out, conv.lin(torch.cat([x, agg], -1)))
+
+
+@pytest.mark.parametrize('variable', [False, True])
+def test_mr_conv_equals_dense(variable, gen):
+    B, N, k, C = 2, 12, 4, 5
+    x = torch.randn(B, C, N, dtype=torch.float64, generator=gen)
+    knn_index = random_knn_index(B, N, k, variable=variable, generator=gen)
+    edge_index = knn_index_to_edge_index(knn_index)
+    conv = MRConv(C, 7).double()
+
+    xs = x.transpose(1, 2).reshape(B * N, C).clone().requires_grad_()
+    out = conv(xs, edge_index)
+    xd = x.clone().requires_grad_()
+    ref = dense_mr_conv(conv, xd, knn_index)
+    torch.testing.assert_close(out, ref.transpose(1, 2).reshape(B * N, -1), atol=1e-12, rtol=0)
+
+    g = torch.randn(B * N, 7, dtype=torch.float64, generator=gen)
+    params = list(conv.parameters())
+    ga = torch.autograd.grad(out, [xs] + params, g)
+    gb = torch.autograd.grad(ref, [xd] + params, g.view(B, N, 7).transpose(1, 2))
+    assert_grads_close([ga[0]], [gb[0].transpose(1, 2).reshape(B * N, C)])
+    assert_grads_close(ga[1:], gb[1:])
+
+
+def test_mr_conv_isolated_and_empty():
+    conv = MRConv(8, 4)
+    x = torch.randn(5, 8)
+    edge_index = torch.tensor([[1, 2], [0, 0]])  # nodes 1..4 receive nothing
+    out = conv(x, edge_index)
+    expect = conv.lin(torch.cat([x, torch.zeros_like(x)], -1))
+    torch.testing.assert_close(out[1:], expect[1:])
+    empty = torch.empty(2, 0, dtype=torch.long)
+    torch.testing.assert_close(conv(x, empty), expect)
+
+
+def test_mr_conv_bipartite():
+    conv = MRConv(8, 4)
+    x_src, x_dst = torch.randn(3, 8), torch.randn(6, 8)
+    edge_index = torch.tensor([[0, 1, 2, 2], [0, 0, 3, 5]])
+    out = conv((x_src, x_dst), edge_index)
+    assert out.shape == (6, 4)
+    agg = torch.zeros(6, 8)
+    agg[0] = torch.maximum(x_src[0] - x_dst[0], x_src[1] - x_dst[0])
+    agg[3] = x_src[2] - x_dst[3]
+    agg[5] = x_src[2] - x_dst[5]
+    torch.testing.assert_close(out, conv.lin(torch.cat([x_dst, agg], -1)))
+
+
+def test_mr_conv_every_param_has_grad():
+    conv = MRConv(8, 4)
+    x = torch.randn(6, 8)
+    edge_index = knn_index_to_edge_index(random_knn_index(1, 6, 3))
+    conv(x, edge_index).pow(2).sum().backward()
+    assert_every_param_has_grad(conv)
