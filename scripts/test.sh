@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The test command: set up .venv/ if needed (scripts/bootstrap.sh), then run pytest.
-# Extra arguments go to pytest (e.g. `bash scripts/test.sh -m slow`).
+# Tests marked slow (torch.compile, big parameter counts) are skipped by default
+# (pytest.ini) and run when CI=true or with `bash scripts/test.sh -m ""`.
+# Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
-exec "$root/.venv/bin/python" -m pytest "$@"
+marker=()
+if [ "${CI:-}" = "true" ]; then
+    marker=(-m "")
+fi
+exec "$root/.venv/bin/python" -m pytest "${marker[@]}" "$@"
