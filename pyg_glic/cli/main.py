@@ -10,9 +10,9 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from . import coding, demo, info
+from . import coding, demo, eval as evaluate, info, train
 
-COMMANDS = (coding, demo, info)
+COMMANDS = (coding, demo, info, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
