@@ -13,13 +13,8 @@ supports, and writes ``construction_<device>.json``, ``.md`` and ``.png`` under
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import gc
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -30,9 +25,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from benchmarks._common import machine_info as _machine_info  # noqa: E402
+from benchmarks._common import peak_memory, time_call  # noqa: E402
 from pyg_glic import typing as pgt  # noqa: E402
 from pyg_glic.graph import (LearnableGraph, global_graph, halo_graph, knn_graph,  # noqa: E402
                             window_graph)
+
+
+def machine_info(device: torch.device) -> Dict[str, object]:
+    return {**_machine_info(device, ("pyg_glic", "benchmarks/construction")),
+            "with_torch_cluster": pgt.WITH_TORCH_CLUSTER}
+
 
 FULL_SIZES = [(32, 32), (64, 64), (128, 128), (256, 256), (270, 480)]
 QUICK_SIZES = [(16, 16), (24, 32)]
@@ -67,117 +70,6 @@ def graph_specs(quick: bool) -> Dict[str, Tuple[Callable, Tuple[str, ...], str]]
         "learnable": (learnable, ("torch",),
                       "LRGC on halo candidates, threshold sigmoid(0)=0.5, forward (no grad)"),
     }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device, warmup: int, repeats: int
-              ) -> Tuple[float, List[float], object]:
-    out = None
-    for _ in range(warmup):
-        out = fn()
-    _sync(device)
-    ts = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), ts, out
-
-
-def _profiler_peak_bytes(fn: Callable[[], object]) -> Optional[int]:
-    r"""Peak of the bytes held by tensors allocated during ``fn`` (torch profiler
-    memory events, CPU), output included; ``None`` where unsupported."""
-    try:
-        from torch._C._profiler import _EventType
-        from torch.profiler import ProfilerActivity, profile
-    except Exception:  # pragma: no cover
-        return None
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = fn()
-    del out
-    allocs = []
-
-    def walk(node):
-        if node.tag == _EventType.Allocation:
-            allocs.append((node.start_time_ns, node.extra_fields.alloc_size,
-                           node.extra_fields.total_allocated))
-        for c in node.children:
-            walk(c)
-    try:
-        for root in prof.profiler.kineto_results.experimental_event_tree():
-            walk(root)
-    except Exception:  # pragma: no cover - private API moved
-        return None
-    if not allocs:
-        return 0
-    allocs.sort()
-    base = allocs[0][2] - allocs[0][1]
-    return max(a[2] for a in allocs) - base
-
-
-def peak_memory(fn: Callable[[], object], device) -> Tuple[Optional[float], str]:
-    r"""Peak memory of one call in MiB above what was allocated before it."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        out = fn()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-        del out
-        return peak / 2 ** 20, "cuda.max_memory_allocated"
-    peak = _profiler_peak_bytes(fn)
-    if peak is None:  # pragma: no cover
-        return None, "unavailable"
-    return peak / 2 ** 20, "torch.profiler CPU tensor allocations"
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
-        if sha.returncode != 0:
-            return "unknown (no commit)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pyg_glic",
-                                "benchmarks/construction"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return sha.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
-    except Exception:  # pragma: no cover
-        return "unknown"
-
-
-def machine_info(device: torch.device) -> Dict[str, object]:
-    info: Dict[str, object] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "git_commit": git_commit(),
-        "with_torch_cluster": pgt.WITH_TORCH_CLUSTER,
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
-    try:
-        info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        pass
-    try:
-        import torch_geometric
-        info["torch_geometric"] = torch_geometric.__version__
-    except Exception:  # pragma: no cover
-        pass
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def run(args) -> Dict[str, object]:

@@ -94,7 +94,7 @@ class GraphAttentionBlock(torch.nn.Module):
         else:
             inp = dst
         out = self.attn(inp, edge_index, edge_attr, edge_weight=edge_weight, ptr=ptr,
-                        offset_index=offset_index)
+                        offset_index=offset_index, blocks=getattr(graph, "blocks", None))
         x = x + self.drop_path(nodes_to_map(out, B, H, W))
         return x + self.drop_path(self.ffn(self.norm2(x)))
 

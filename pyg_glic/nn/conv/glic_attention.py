@@ -11,7 +11,8 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 from torch_geometric.utils import softmax
 
-from ..functional import log_spaced, sparse_attention
+from .. import policy as _policy
+from ..functional import block_edge_slots, blocked_attention, log_spaced, sparse_attention
 
 IMPLS = ("gather", "propagate")
 
@@ -70,7 +71,16 @@ class GLICAttention(MessagePassing):
         bias (bool, optional): Learn additive biases in the projections.
             (default: :obj:`True`)
         impl (str, optional): ``"gather"`` (memory-lean functional core) or
-            ``"propagate"`` (PyG message passing). (default: :obj:`"gather"`)
+            ``"propagate"`` (PyG message passing) for sparse execution.
+            (default: :obj:`"gather"`)
+        execution (str, optional): ``"sparse"``, ``"dense"`` (blocked-dense
+            over the graph's candidate blocks, passed as ``blocks=`` to
+            :meth:`forward`) or ``"auto"`` (:mod:`pyg_glic.nn.policy` picks
+            per call from the graph's density, size, device and whether
+            autograd is on); the result is the same either way. Without
+            ``blocks`` the layer runs sparse; the context manager
+            :func:`pyg_glic.nn.policy.execution` overrides this setting.
+            (default: :obj:`"auto"`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -91,12 +101,14 @@ class GLICAttention(MessagePassing):
     def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
                  heads: int = 8, pos_hidden: int = 64, init_scale: float = 10.0,
                  max_scale: float = 100.0, bias: bool = True, impl: str = "gather",
-                 **kwargs):
+                 execution: str = "auto", **kwargs):
         super().__init__(aggr='add', node_dim=0, **kwargs)
         if out_channels % heads != 0:
             raise ValueError(f"heads ({heads}) must divide out_channels ({out_channels})")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if execution not in _policy.EXECUTIONS:
+            raise ValueError(f"execution must be one of {_policy.EXECUTIONS}, got {execution!r}")
         if not 0 < init_scale <= max_scale:
             raise ValueError(f"need 0 < init_scale <= max_scale, got {init_scale}, {max_scale}")
         self.in_channels = in_channels
@@ -107,6 +119,7 @@ class GLICAttention(MessagePassing):
         self.init_scale = init_scale
         self.max_scale = max_scale
         self.impl = impl
+        self.execution = execution
 
         if isinstance(in_channels, int):
             in_channels = (in_channels, in_channels)
@@ -163,7 +176,8 @@ class GLICAttention(MessagePassing):
     # -- forward ------------------------------------------------------------------
     def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj,
                 edge_attr: OptTensor = None, edge_weight: OptTensor = None,
-                ptr: OptTensor = None, offset_index: OptTensor = None) -> Tensor:
+                ptr: OptTensor = None, offset_index: OptTensor = None,
+                blocks=None) -> Tensor:
         r"""
         Args:
             x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
@@ -179,6 +193,9 @@ class GLICAttention(MessagePassing):
                 ``e`` has offset ``edge_attr[offset_index[e]]`` (see
                 :func:`pyg_glic.nn.functional.compress_offsets`): the position
                 MLP then runs on ``U`` rows instead of ``E``.
+            blocks (CandidateBlocks, optional): the graph's candidate
+                structure (``ImageGraph.blocks``); enables blocked-dense
+                execution (see ``execution``).
         """
         if isinstance(x, Tensor):
             x = (x, x)
@@ -194,22 +211,41 @@ class GLICAttention(MessagePassing):
             bias = self.position_bias(edge_attr)
             if bias is not None and offset_index is not None:
                 bias = bias.index_select(0, offset_index)
-        out = self.attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)
+        out = self.attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight, blocks)
         return self.lin_out(out.reshape(num_dst, self.out_channels))
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
                edge_index: Tensor, ptr: OptTensor, num_dst: int,
-               edge_weight: OptTensor = None) -> Tensor:
+               edge_weight: OptTensor = None, blocks=None) -> Tensor:
         r"""The aggregation core: ``(N_dst, H, D)`` from projected ``q, k, v``.
 
-        See :func:`pyg_glic.nn.functional.sparse_attention` for the contract.
+        See :func:`pyg_glic.nn.functional.sparse_attention` for the contract;
+        with ``blocks`` it may run :func:`~pyg_glic.nn.functional.blocked_attention`
+        instead (:meth:`select_execution`).
         """
+        if blocks is not None and self.select_execution(edge_index, blocks, q.device) == "dense":
+            slots = block_edge_slots(blocks, edge_index, num_dst)
+            if slots is not None:
+                return blocked_attention(q, k, v, bias, edge_index, blocks, num_dst,
+                                         edge_weight, slots=slots)
+            if (_policy.forced_execution() or self.execution) == "dense":
+                raise ValueError("execution='dense': the edges do not fit the candidate "
+                                 "blocks (an edge outside its block, or a repeated edge)")
         if self.impl == "gather":
             return sparse_attention(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)
         # propagate_type: (q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
         #                  edge_weight: OptTensor)
         return self.propagate(edge_index, q=q, k=k, v=v, bias=bias,
                               edge_weight=edge_weight, size=(k.size(0), num_dst))
+
+    def select_execution(self, edge_index: Tensor, blocks, device) -> str:
+        r"""``"dense"`` or ``"sparse"`` for a call with these edges and blocks."""
+        mode = _policy.forced_execution() or self.execution
+        if blocks is None:
+            return "sparse"
+        if mode == "auto":
+            return _policy.choose_attention_execution(edge_index.size(1), blocks, device)
+        return mode
 
     def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, bias: OptTensor,
                 edge_weight: OptTensor, index: Tensor, ptr: OptTensor,

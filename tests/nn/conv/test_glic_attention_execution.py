@@ -1,0 +1,146 @@
+r"""Blocked-dense and sparse execution of GLICAttention give the same result."""
+import pytest
+import torch
+
+from nn_testing import random_block_graph
+from pyg_glic.graph import global_graph, halo_graph
+from pyg_glic.nn import policy
+from pyg_glic.nn.blocks import GraphStage
+from pyg_glic.nn.conv import GLICAttention
+from pyg_glic.nn.functional import block_edge_slots
+
+
+def _run(layer, x, graph, mode, edge_weight=None, offsets=None):
+    xs = list(x) if isinstance(x, tuple) else [x]
+    edge_attr, offset_index = graph.edge_attr, None
+    if offsets is not None:
+        edge_attr, offset_index = offsets
+    with policy.execution(mode):
+        out = layer(x, graph.edge_index, edge_attr, edge_weight=edge_weight, ptr=graph.ptr,
+                    offset_index=offset_index, blocks=graph.blocks)
+    g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    inputs = xs + ([edge_weight] if edge_weight is not None else []) + list(layer.parameters())
+    return out, torch.autograd.grad(out, inputs, g)
+
+
+def _assert_same(a, b):
+    torch.testing.assert_close(a[0], b[0], atol=1e-10, rtol=1e-10)
+    for ga, gb in zip(a[1], b[1]):
+        torch.testing.assert_close(ga, gb, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize('degree', ['fixed', 'adaptive'])
+@pytest.mark.parametrize('bipartite', [False, True])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_dense_equals_sparse_random_blocks(degree, bipartite, weighted, gen):
+    num_dst, C = 40, 16
+    num_src = 12 if bipartite else num_dst
+    graph = random_block_graph(num_src, num_dst, Q=8, K=10, degree=degree, k=4,
+                               drop_queries=3, pad_cands=2, generator=gen)
+    assert int((graph.degree == 0).sum()) >= 3  # isolated nodes included
+    layer = GLICAttention(C, C, heads=4, pos_hidden=8).double()
+    with torch.no_grad():
+        layer.logit_scale.copy_(torch.log(torch.tensor([1.0, 5.0, 10.0, 50.0])))
+    x_dst = torch.randn(num_dst, C, dtype=torch.float64, generator=gen, requires_grad=True)
+    x = x_dst
+    if bipartite:
+        x = (torch.randn(num_src, C, dtype=torch.float64, generator=gen, requires_grad=True),
+             x_dst)
+    w = None
+    if weighted:
+        w = torch.rand(graph.num_edges, dtype=torch.float64, generator=gen).requires_grad_()
+    _assert_same(_run(layer, x, graph, "sparse", w), _run(layer, x, graph, "dense", w))
+
+
+@pytest.mark.parametrize('adaptive', [False, True])
+def test_dense_equals_sparse_halo_and_global(adaptive, gen):
+    torch.manual_seed(0)
+    fmap = torch.randn(2, 8, 20, 13, dtype=torch.float64, generator=gen)
+    loc = halo_graph(fmap, 12, window=4, halo=2, adaptive=adaptive, k_min=0)
+    glob = global_graph(fmap, 6, grid=4, group=4, adaptive=adaptive, k_min=0)
+    layer = GLICAttention(8, 8, heads=2, pos_hidden=8).double()
+    x = fmap.permute(0, 2, 3, 1).reshape(-1, 8).clone().requires_grad_()
+    from pyg_glic.nn.functional import compress_offsets
+    offsets = compress_offsets(loc.edge_attr)
+    for off in (None, offsets):
+        _assert_same(_run(layer, x, loc, "sparse", offsets=off),
+                     _run(layer, x, loc, "dense", offsets=off))
+    assert block_edge_slots(glob.blocks, glob.edge_index, glob.num_dst) is not None
+    src = torch.randn(glob.num_src, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    _assert_same(_run(layer, (src, x), glob, "sparse"), _run(layer, (src, x), glob, "dense"))
+
+
+def test_layer_execution_argument_and_fallbacks(gen):
+    graph = random_block_graph(30, 30, Q=6, K=8, degree='fixed', k=3, generator=gen)
+    layer = GLICAttention(8, 8, heads=2, execution="dense").double()
+    x = torch.randn(30, 8, dtype=torch.float64, generator=gen)
+    ref = GLICAttention(8, 8, heads=2, execution="sparse").double()
+    ref.load_state_dict(layer.state_dict())
+    a = layer(x, graph.edge_index, graph.edge_attr, blocks=graph.blocks)
+    b = ref(x, graph.edge_index, graph.edge_attr, blocks=graph.blocks)
+    torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+    assert layer.select_execution(graph.edge_index, graph.blocks, x.device) == "dense"
+    assert layer.select_execution(graph.edge_index, None, x.device) == "sparse"
+    with policy.execution("sparse"):
+        assert layer.select_execution(graph.edge_index, graph.blocks, x.device) == "sparse"
+    # without blocks: sparse even when dense is asked for
+    torch.testing.assert_close(layer(x, graph.edge_index, graph.edge_attr), b,
+                               atol=1e-10, rtol=1e-10)
+    # an edge outside the blocks: forced dense raises, auto falls back to sparse
+    extra = torch.tensor([[graph.blocks.cand_index.max().item()], [0]])
+    ei = torch.cat([graph.edge_index, extra], 1)
+    ea = torch.cat([graph.edge_attr, torch.zeros(1, 2, dtype=graph.edge_attr.dtype)])
+    if block_edge_slots(graph.blocks, ei, 30) is None:
+        with pytest.raises(ValueError):
+            layer(x, ei, ea, blocks=graph.blocks)
+        with policy.execution("auto"):
+            layer(x, ei, ea, blocks=graph.blocks)
+    with pytest.raises(ValueError):
+        GLICAttention(8, 8, execution="fast")
+    with pytest.raises(ValueError):
+        with policy.execution("fast"):
+            pass
+
+
+def test_policy_thresholds_are_used():
+    graph = halo_graph(torch.randn(1, 8, 16, 16), 64, window=8, halo=4)
+    dens, queries = policy.block_density(graph.num_edges, graph.blocks)
+    assert queries == 256 and 0 < dens <= 1
+    for backward in (False, True):
+        mode = policy.choose_attention_execution(graph.num_edges, graph.blocks,
+                                                 torch.device("cpu"), backward)
+        thr = policy.DENSE_MIN_DENSITY[("cpu", backward)]
+        if queries >= policy.DENSE_MIN_QUERIES[("cpu", backward)]:
+            assert mode == ("dense" if dens >= thr else "sparse")
+    assert policy.choose_attention_execution(10, None, torch.device("cpu")) == "sparse"
+
+
+def test_stage_same_under_both_executions(gen):
+    torch.manual_seed(0)
+    stage = GraphStage(16, depth=2, heads=4, k=8, window=4, halo=2, grid=4, group=4,
+                       ffn_expansion=1).double()
+    x = torch.randn(1, 16, 12, 12, dtype=torch.float64, generator=gen, requires_grad=True)
+    graphs = stage.build_graphs(x)
+    outs = []
+    for mode in ("sparse", "dense"):
+        with policy.execution(mode):
+            y = stage(x, graphs)
+        outs.append((y, torch.autograd.grad(y.sum(), [x] + list(stage.parameters()))))
+    _assert_same(*outs)
+
+
+def test_chunked_inference_equals_sparse(gen, monkeypatch):
+    import pyg_glic.nn.functional as fn
+    monkeypatch.setattr(fn, "CHUNK_ELEMENTS", 40)  # 4 * 40 // (H * Q * K) -> 1 block a chunk
+    graph = random_block_graph(40, 40, Q=8, K=10, degree='adaptive', drop_queries=3,
+                               pad_cands=2, generator=gen)
+    layer = GLICAttention(16, 16, heads=2, pos_hidden=8).double()
+    x = torch.randn(40, 16, dtype=torch.float64, generator=gen)
+    w = torch.rand(graph.num_edges, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        outs = []
+        for mode in ("sparse", "dense"):
+            with policy.execution(mode):
+                outs.append(layer(x, graph.edge_index, graph.edge_attr, edge_weight=w,
+                                  blocks=graph.blocks))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-10, rtol=1e-10)
