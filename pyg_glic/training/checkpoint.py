@@ -6,14 +6,14 @@ scaler, the step, the random-number generators and the run's arguments.
 """
 from __future__ import annotations
 
-import os
+import io
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
+from ..utils.image import atomic_write
 from .data import InputError
 from .models import CHECKPOINT_FORMAT
 
@@ -25,20 +25,9 @@ def atomic_save(obj: Any, path) -> None:
 
     A crash mid-write leaves the previous file (if any) intact and no partial file.
     """
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getvalue(), force=True)
 
 
 def rng_state() -> Dict[str, Any]:
