@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.autograd import gradcheck
 
@@ -72,3 +73,21 @@ def test_no_targets_or_sources():
     out = sparse_attention(q, k, k, None, torch.empty(2, 0, dtype=torch.long), None, 0)
     assert out.shape == (0, 2, 3)
     out.sum().backward()
+
+
+@pytest.mark.parametrize("num_cols", [1, 2, 3])
+def test_compress_offsets_matches_torch_unique_rows(num_cols):
+    from pyg_glic.nn.functional import compress_offsets
+    gen = torch.Generator().manual_seed(num_cols)
+    attr = torch.randint(-4, 5, (500, num_cols), generator=gen).float() * 0.5
+    unique, index = compress_offsets(attr)
+    ref_unique, ref_index = torch.unique(attr, dim=0, return_inverse=True)
+    assert torch.equal(unique, ref_unique)
+    assert torch.equal(index, ref_index)
+    assert torch.equal(unique[index], attr)
+
+
+def test_compress_offsets_empty():
+    from pyg_glic.nn.functional import compress_offsets
+    unique, index = compress_offsets(torch.zeros(0, 2))
+    assert unique.shape == (0, 2) and index.numel() == 0
