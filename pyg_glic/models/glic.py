@@ -107,6 +107,15 @@ def synthesis_transform(C1: int, N: int, M: int, cfg: Dict) -> nn.Sequential:
 
 # -------------------------------------------------------------------------- model
 
+def channel_context(in_ch: int, out_ch: int, width: Sequence[int], kernel: int) -> nn.Sequential:
+    r"""ELIC's channel-context network (conv, ReLU, conv, ReLU, conv) at given widths."""
+    w1, w2 = (int(w) for w in width)
+    pad = kernel // 2
+    return nn.Sequential(nn.Conv2d(in_ch, w1, kernel, padding=pad), nn.ReLU(inplace=True),
+                         nn.Conv2d(w1, w2, kernel, padding=pad), nn.ReLU(inplace=True),
+                         nn.Conv2d(w2, out_ch, kernel, padding=pad))
+
+
 @register_model("glic")
 class GLIC(Elic2022Official):
     r"""GLIC codec: ELIC's latent coding with graph-network transforms.
@@ -128,6 +137,11 @@ class GLIC(Elic2022Official):
             graph stage settings (:class:`pyg_glic.nn.blocks.GLICStage`; ``mean_degree``
             is its ``k``).
         conv_blocks (int): conv blocks at H/2 in each transform (default 3).
+        context_width (tuple, optional): hidden widths of the channel-context
+            networks (ELIC's :math:`g_{ch}`); default ELIC's ``(224, 128)``.
+        context_kernel (int): their kernel size (default ELIC's 5). The
+            channel contexts hold most of ELIC's latent-coder parameters;
+            ``glic-lite`` narrows them to keep its weight files small.
         config (str, optional): name recorded in files (set by the factory).
     """
 
@@ -137,12 +151,23 @@ class GLIC(Elic2022Official):
                  groups: Optional[Sequence[int]] = None, *, depth: int = 5, heads: int = 8,
                  window: int = 8, halo: int = 4, grid: int = 16, mean_degree: int = 64,
                  adaptive: bool = True, ffn_expansion: float = 4.0, conv_blocks: int = 3,
+                 context_width: Optional[Sequence[int]] = None, context_kernel: int = 5,
                  config: Optional[str] = None):
         super().__init__(N=N, M=M, groups=list(groups) if groups is not None else None)
         cfg = dict(depth=depth, heads=heads, window=window, halo=halo, grid=grid,
                    mean_degree=mean_degree, adaptive=adaptive, ffn_expansion=ffn_expansion,
                    conv_blocks=conv_blocks)
-        self.hparams = dict(N=N, M=M, C1=C1, groups=list(self.groups), **cfg)
+        width = tuple(context_width) if context_width is not None else (224, 128)
+        if len(width) != 2 or context_kernel < 1 or context_kernel % 2 == 0:
+            raise ValueError(f"context_width must be two widths and context_kernel an odd "
+                             f"size, got {context_width!r} and {context_kernel}")
+        if width != (224, 128) or context_kernel != 5:
+            self.latent_codec["y"].channel_context = nn.ModuleDict({
+                f"y{k}": channel_context(sum(self.groups[:k]), self.groups[k] * 2, width,
+                                         context_kernel)
+                for k in range(1, len(self.groups))})
+        self.hparams = dict(N=N, M=M, C1=C1, groups=list(self.groups), **cfg,
+                            context_width=list(width), context_kernel=context_kernel)
         self.config = config
         self.g_a = analysis_transform(C1, N, M, cfg)
         self.g_s = synthesis_transform(C1, N, M, cfg)
@@ -211,13 +236,15 @@ CONFIGS: Dict[str, Dict] = {
                  mean_degree=64, adaptive=True, conv_blocks=3),
     "glic-lite": dict(N=96, M=192, C1=64, groups=[16, 16, 32, 64, 64], depth=2, heads=4,
                       window=8, halo=4, grid=16, mean_degree=16, adaptive=True,
-                      ffn_expansion=2.0, conv_blocks=1),
+                      ffn_expansion=2.0, conv_blocks=1, context_width=(96, 64),
+                      context_kernel=3),
 }
 
 #: A tiny configuration for tests (seconds on a CPU).
 CONFIGS["glic-tiny"] = dict(N=32, M=64, C1=16, groups=[8, 8, 16, 32], depth=2, heads=2,
                             window=4, halo=2, grid=4, mean_degree=8, adaptive=True,
-                            ffn_expansion=2.0, conv_blocks=1)
+                            ffn_expansion=2.0, conv_blocks=1, context_width=(32, 32),
+                            context_kernel=3)
 
 
 def glic_model(config: str = "glic-lite", **overrides) -> GLIC:
