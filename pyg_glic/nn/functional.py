@@ -27,7 +27,7 @@ from torch.autograd.function import once_differentiable
 from torch_geometric.utils import softmax
 
 __all__ = ["log_spaced", "compress_offsets", "edge_dot", "edge_spmm", "sparse_attention",
-           "block_edge_slots", "blocked_attention", "CHUNK_ELEMENTS"]
+           "block_edge_slots", "blocked_attention", "CHUNK_ELEMENTS", "FUSED_ATTENTION"]
 
 
 def log_spaced(offset: Tensor) -> Tensor:
@@ -189,6 +189,27 @@ def edge_spmm(alpha: Tensor, v: Tensor, edge_index: Tensor, num_dst: int) -> Ten
     return _EdgeSpmm.apply(alpha, v, edge_index[0], edge_index[1], num_dst)
 
 
+#: Where :func:`sparse_attention` runs the fused Triton kernel: ``"auto"`` (on
+#: CUDA devices when Triton is importable, not while :func:`torch.compile`
+#: traces, where the kernel would be a graph break), ``"always"`` (wherever
+#: :func:`~pyg_glic.nn.kernels.fused_attention_available` says it can run,
+#: including Triton's CPU interpreter under ``TRITON_INTERPRET=1``: slow, for
+#: tests) or ``"never"`` (always the chunked gather form).
+FUSED_ATTENTION = "auto"
+
+
+def _use_fused(q: Tensor) -> bool:
+    mode = FUSED_ATTENTION
+    if mode not in ("auto", "always", "never"):
+        raise ValueError(f"FUSED_ATTENTION must be 'auto', 'always' or 'never', got {mode!r}")
+    if mode == "never" or torch.compiler.is_compiling():
+        return False
+    if mode == "auto" and q.device.type != "cuda":
+        return False
+    from .kernels import fused_attention_available
+    return fused_attention_available(q.device)
+
+
 def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
                      edge_index: Tensor, ptr: Optional[Tensor], num_dst: int,
                      edge_weight: Optional[Tensor] = None) -> Tensor:
@@ -207,10 +228,16 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
     gives all zeros.
 
     This is the replaceable aggregation core of
-    :class:`~pyg_glic.nn.conv.GLICAttention`. The reference implementation here
-    uses per-edge gathers (:func:`edge_dot`, PyG's
-    :func:`~torch_geometric.utils.softmax`, :func:`edge_spmm`) and does not use
-    ``ptr``; a CSR kernel can.
+    :class:`~pyg_glic.nn.conv.GLICAttention`. Two executions, equal to rounding:
+
+    - the fused CSR kernel
+      (:func:`pyg_glic.nn.kernels.fused_sparse_attention`, Triton, online
+      softmax, no ``E x C`` tensor at all), used when ``ptr`` is given, the
+      tensors are on a CUDA device where Triton runs, and
+      :data:`FUSED_ATTENTION` allows it (see there);
+    - otherwise per-edge gathers in bounded chunks (:func:`edge_dot`, PyG's
+      :func:`~torch_geometric.utils.softmax`, :func:`edge_spmm`), which do not
+      use ``ptr``.
 
     Args:
         q (Tensor): queries ``(N_dst, H, D)``.
@@ -227,7 +254,9 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
     Returns:
         Tensor ``(N_dst, H, D_v)``.
     """
-    del ptr  # the gather implementation does not need it
+    if ptr is not None and _use_fused(q):
+        from .kernels import fused_sparse_attention
+        return fused_sparse_attention(q, k, v, bias, ptr, edge_index[0], None, edge_weight)
     score = edge_dot(q, k, edge_index)
     if bias is not None:
         score = score + bias

@@ -11,6 +11,11 @@ r"""Fused sparse (CSR) graph attention: FlashAttention on a sparse pattern, in T
     compiled kernels on CUDA when a GPU is present: run ``pytest
     tests/nn/kernels`` on one before relying on this.
 
+    :func:`pyg_glic.nn.functional.sparse_attention` (the sparse execution of
+    :class:`~pyg_glic.nn.conv.GLICAttention`) dispatches here on CUDA when
+    given ``ptr`` (:data:`pyg_glic.nn.functional.FUSED_ATTENTION` = ``"auto"``;
+    ``"never"`` turns it off, ``"always"`` also uses the CPU interpreter).
+
 Contract (identical to :func:`pyg_glic.nn.functional.sparse_attention`):
 
 .. math::

@@ -328,3 +328,51 @@ def test_compiles_for_sm90_fp32(name, monkeypatch):
 def test_compiles_for_sm90_variants(name, dt, flags, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     _aot_compile(name, dt, *flags)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_glic_attention_layer_dispatches_to_fused_kernel(weighted, monkeypatch):
+    # The layer's sparse execution with the fused kernel forced (Triton's
+    # interpreter on the CPU) against the chunked gather form: values and
+    # gradients, on a real halo graph with adaptive degrees.
+    from pyg_glic.graph import halo_graph
+    from pyg_glic.nn import functional as F_, policy
+    from pyg_glic.nn.conv import GLICAttention
+    from pyg_glic.nn.kernels import triton_attention
+    gen = torch.Generator().manual_seed(3)
+    C, Hh, W = 8, 6, 6
+    feat = torch.randn(1, C, Hh, W, generator=gen)
+    graph = halo_graph(feat, window=3, halo=1, k=5)
+    x = feat.flatten(2)[0].t().contiguous().requires_grad_()
+    torch.manual_seed(0)
+    layer = GLICAttention(C, C, heads=2)
+    ew = None
+    if weighted:
+        ew = torch.rand(graph.edge_index.size(1), generator=gen).requires_grad_()
+    calls = []
+    real = triton_attention.fused_sparse_attention
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(triton_attention, "fused_sparse_attention", spy)
+    monkeypatch.setattr("pyg_glic.nn.kernels.fused_sparse_attention", spy)
+    results = []
+    for mode in ("never", "always"):
+        monkeypatch.setattr(F_, "FUSED_ATTENTION", mode)
+        with policy.execution("sparse"):
+            out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew, ptr=graph.ptr)
+        inputs = [x] + ([ew] if weighted else []) + list(layer.parameters())
+        results.append((out, torch.autograd.grad(out.square().sum(), inputs)))
+    assert calls, "the fused kernel was not called"
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_attention_mode_checked(monkeypatch):
+    from pyg_glic.nn import functional as F_
+    monkeypatch.setattr(F_, "FUSED_ATTENTION", "sometimes")
+    with pytest.raises(ValueError, match="FUSED_ATTENTION"):
+        F_._use_fused(torch.zeros(1, 1, 1))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The Kodak rate-distortion report: the shipped glic-lite weights and the
+# equal-budget mbt2018-mean peer, coded for real beside JPEG, WebP, AVIF and
+# JPEG 2000 (Pillow, same run), with VTM-9.1 and GLIC's published curve as
+# reference anchors; then the training budget of both from their run folders.
+#
+#   bash benchmarks/rd/run.sh KODAK_DIR REFERENCE_DIR [RUNS_DIR] [OUT]
+#
+# KODAK_DIR: the 24 Kodak PNGs; REFERENCE_DIR: holds vtm.json and
+# paper-glic2026_mse.json (CompressAI schema); RUNS_DIR: the runs of
+# benchmarks/rd/train.sh (default runs/rd); OUT: default benchmarks/results/rd_kodak_cpu.
+set -euo pipefail
+K=${1:?usage: run.sh KODAK_DIR REFERENCE_DIR [RUNS_DIR] [OUT]}
+REF=${2:?usage: run.sh KODAK_DIR REFERENCE_DIR [RUNS_DIR] [OUT]}
+R=${3:-runs/rd}
+OUT=${4:-benchmarks/results/rd_kodak_cpu}
+PY=${PYTHON:-python}
+QS=${QUALITIES:-"1 3 4 6"}
+peer=()
+for q in $QS; do peer+=("mbt2018-mean (equal budget)=$R/mbt2018-mean-q$q/mbt2018-mean-q$q.pt"); done
+for f in "$REF/vtm.json" "$REF/paper-glic2026_mse.json" "${peer[@]#*=}"; do
+    [ -f "$f" ] || { echo "error: $f does not exist" >&2; exit 2; }
+done
+# shellcheck disable=SC2086
+"$PY" -m pyg_glic eval "$K" -c glic-lite -q $QS -w "${peer[@]}" \
+    --classical jpeg webp avif jpeg2000 \
+    -r "$REF/vtm.json" -r "$REF/paper-glic2026_mse.json" \
+    --device "${DEVICE:-cpu}" -o "$OUT" --force
+"$PY" benchmarks/rd/budget.py "$R" --models glic-lite mbt2018-mean --qualities $QS -o "$OUT"
