@@ -43,3 +43,20 @@ def test_quick_run_writes_json_markdown_and_plot(bench, tmp_path):
     # fitting from the written file gives the same thresholds
     refit = bench.main(["--fit", str(stem.with_suffix(".json"))])["fitted_policy"]
     assert refit == data["fitted_policy"]
+
+
+@pytest.mark.slow
+def test_compiled_probe_quick_run(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "aggregation_compiled", os.path.join(ROOT, "benchmarks", "aggregation", "compiled.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    report = mod.main(["--quick", "--out", str(tmp_path), "--degrees", "16",
+                       "--modes", "forward", "--no-memory"])
+    stem = tmp_path / "aggregation_compiled_cpu_quick"
+    for ext in (".json", ".md", ".png"):
+        assert stem.with_suffix(ext).stat().st_size > 0
+    forms = {r["form"] for r in report["results"]}
+    assert forms == {"sparse", "sparse_compiled", "dense", "dense_compiled"}
+    for r in report["results"]:  # every core, eager or compiled, gives the same output
+        assert r["max_abs_diff_vs_sparse"] < 1e-4
