@@ -54,12 +54,14 @@ def main(argv=None) -> int:
     for model in a.models:
         for q in a.qualities:
             run = a.runs / f"{model}-q{q}"
+            if not run.is_dir() and model == "mbt2018-mean-n128":
+                run = a.runs / f"mbt2018-mean-q{q}"  # same architecture at q1-4
             if not (run / "args.json").is_file() or not (run / "metrics.jsonl").is_file():
                 p.error(f"{run} is not a finished training run (args.json and metrics.jsonl expected)")
             rows.append(read_run(run))
     totals = {}
     for r in rows:
-        t = totals.setdefault(r["config"], {"steps": 0, "seconds": 0.0, "crops": 0})
+        t = totals.setdefault(r["config"].replace("-n128", ""), {"steps": 0, "seconds": 0.0, "crops": 0})
         t["steps"] += r["steps"]
         t["seconds"] = round(t["seconds"] + r["seconds"], 1)
         t["crops"] += r["steps"] * r["batch_size"]

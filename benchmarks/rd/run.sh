@@ -17,7 +17,13 @@ OUT=${4:-benchmarks/results/rd_kodak_cpu}
 PY=${PYTHON:-python}
 QS=${QUALITIES:-"1 3 4 6"}
 peer=()
-for q in $QS; do peer+=("mbt2018-mean (equal budget)=$R/mbt2018-mean-q$q/mbt2018-mean-q$q.pt"); done
+# The peer's runs: mbt2018-mean-n128 (train.sh), or mbt2018-mean for q1-4 (the same
+# architecture under CompressAI's zoo name).
+for q in $QS; do
+    f=$R/mbt2018-mean-n128-q$q/mbt2018-mean-n128-q$q.pt
+    [ -f "$f" ] || f=$R/mbt2018-mean-q$q/mbt2018-mean-q$q.pt
+    peer+=("mbt2018-mean (equal budget)=$f")
+done
 for f in "$REF/vtm.json" "$REF/paper-glic2026_mse.json" "${peer[@]#*=}"; do
     [ -f "$f" ] || { echo "error: $f does not exist" >&2; exit 2; }
 done
@@ -26,4 +32,5 @@ done
     --classical jpeg webp avif jpeg2000 \
     -r "$REF/vtm.json" -r "$REF/paper-glic2026_mse.json" \
     --device "${DEVICE:-cpu}" -o "$OUT" --force
-"$PY" benchmarks/rd/budget.py "$R" --models glic-lite mbt2018-mean --qualities $QS -o "$OUT"
+"$PY" benchmarks/rd/budget.py "$R" --models glic-lite mbt2018-mean-n128 --qualities $QS -o "$OUT" \
+    --note "${NOTE:-}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The training recipe behind benchmarks/rd: glic-lite and the equal-budget peer
-# (CompressAI's mbt2018-mean) with the same data, steps, schedule and device.
+# (CompressAI's mbt2018-mean at one size, N=128 M=192, for every quality:
+# "mbt2018-mean-n128") with the same data, steps, schedule and device.
 #
 #   bash benchmarks/rd/train.sh TRAIN_ROOT [RUNS_DIR]
 #
@@ -8,7 +9,7 @@
 # here). One main run at quality MAIN (STEPS_MAIN steps at LR_MAIN), then each other
 # quality fine-tuned from it (--init-from, STEPS_FT steps at LR_FT). The budget is set
 # by the environment (defaults: the 2-core CPU run committed in benchmarks/rd/results):
-#   MODELS="glic-lite mbt2018-mean" MAIN=3 OTHERS="1 4 6" STEPS_MAIN=1300 STEPS_FT=300
+#   MODELS="glic-lite mbt2018-mean-n128" MAIN=3 OTHERS="1 4 6" STEPS_MAIN=1300 STEPS_FT=300
 #   LR_MAIN=3e-4 LR_FT=1e-4 CROP=128 BATCH=8 WORKERS=1
 # Every run writes RUNS_DIR/<model>-q<q>/{checkpoint.pt,metrics.jsonl,args.json} and
 # an fp16 export RUNS_DIR/<model>-q<q>/<model>-q<q>.pt; a finished run is skipped, an
@@ -16,7 +17,7 @@
 set -euo pipefail
 T=${1:?usage: train.sh TRAIN_ROOT [RUNS_DIR]}
 R=${2:-runs/rd}
-MODELS=${MODELS:-"glic-lite mbt2018-mean"}
+MODELS=${MODELS:-"glic-lite mbt2018-mean-n128"}
 MAIN=${MAIN:-3}; OTHERS=${OTHERS:-"1 4 6"}
 STEPS_MAIN=${STEPS_MAIN:-1300}; STEPS_FT=${STEPS_FT:-300}
 LR_MAIN=${LR_MAIN:-3e-4}; LR_FT=${LR_FT:-1e-4}

@@ -39,9 +39,20 @@ def _mbt2018_mean(quality: int) -> nn.Module:
     return mbt2018_mean(quality=quality, pretrained=False)
 
 
-#: CompressAI peers: name -> factory(quality) of an untrained model (sizes follow
-#: CompressAI's zoo for that quality; ``mbt2018-mean`` q1-4: N=128, M=192).
-PEERS: Dict[str, Callable[[int], nn.Module]] = {"mbt2018-mean": _mbt2018_mean}
+def _mbt2018_mean_n128(quality: int) -> nn.Module:
+    from compressai.models import MeanScaleHyperprior
+
+    del quality  # one size at every quality
+    return MeanScaleHyperprior(N=128, M=192)
+
+
+#: CompressAI peers: name -> factory(quality) of an untrained model.
+#: ``mbt2018-mean`` follows CompressAI's zoo sizes (q1-4: N=128, M=192; q5-6:
+#: N=192, M=320); ``mbt2018-mean-n128`` keeps N=128, M=192 at every quality,
+#: so that, like ``glic-lite``, every quality can fine-tune from one run
+#: (``--init-from`` a ``mbt2018-mean`` q1-4 run works: same architecture).
+PEERS: Dict[str, Callable[[int], nn.Module]] = {"mbt2018-mean": _mbt2018_mean,
+                                                "mbt2018-mean-n128": _mbt2018_mean_n128}
 
 
 def model_names():
@@ -215,7 +226,8 @@ def load_weights_into(model: nn.Module, path, config: str) -> Dict:
         ``{"config", "quality", "kind", "step"}`` of the file.
     """
     file_config, quality, state, kind, step = read_model_file(path)
-    if file_config != config:
+    if file_config != config and not (file_config in PEERS and config in PEERS):
+        # Peers differ only in size: one of the same size loads (checked below).
         raise InputError(f"{path} holds a {file_config} model, not {config}")
     state = _to_fp32(state)
     state.pop("_hparams", None)

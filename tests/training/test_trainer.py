@@ -141,6 +141,23 @@ def test_peer_trains_and_exports(tmp_path, make_images):
     assert type(lm.model).__name__ == "MeanScaleHyperprior"
 
 
+def test_fixed_size_peer_fine_tunes_from_zoo_sized_peer(tmp_path, make_images):
+    # mbt2018-mean q1-4 and mbt2018-mean-n128 (any quality) share the architecture,
+    # so a q6 fine-tune can start from a q3 run; q6 at the zoo size cannot.
+    make_images(tmp_path / "d", [(64, 64)])
+    s = train(TrainConfig(train_dirs=[tmp_path / "d"], out=tmp_path / "q3", steps=1,
+                          config="mbt2018-mean", quality=3, crop_size=64, batch_size=1,
+                          workers=0, progress=False))
+    ck = tmp_path / "q3" / "checkpoint.pt"
+    net = build_model("mbt2018-mean-n128", 6)
+    load_weights_into(net, ck, "mbt2018-mean-n128")
+    ref = load_checkpoint(ck)["model"]
+    assert all(torch.equal(v, ref[k]) for k, v in net.state_dict().items())
+    with pytest.raises(InputError, match="do not fit"):
+        load_weights_into(build_model("mbt2018-mean", 6), ck, "mbt2018-mean")
+    assert s["step"] == 1
+
+
 def test_rd_loss_is_compressai_form():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 8, 8)
