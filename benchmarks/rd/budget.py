@@ -25,18 +25,22 @@ from _common import git_commit  # noqa: E402
 def read_run(run: Path) -> dict:
     args = json.loads((run / "args.json").read_text())
     train, val = None, None
+    offset, segments = 0.0, 1  # a resumed run restarts its clock: add the segments up
     for line in (run / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
         if "val" in rec:
             val = rec["val"]
-        else:
-            train = rec
+            continue
+        if train is not None and rec["time"] < train["time"] - offset:
+            offset += train["time"] - offset
+            segments += 1
+        train = dict(rec, time=rec["time"] + offset)
     if train is None:
         raise SystemExit(f"error: {run}/metrics.jsonl has no training record")
     init = args.get("init_from")
     return {"run": run.name, "config": args["config"], "quality": args["quality"],
             "lmbda": args["lmbda"], "steps": train["step"], "seconds": round(train["time"], 1),
-            "lr": args["lr"], "batch_size": args["batch_size"], "crop_size": args["crop_size"],
+            "segments": segments, "lr": args["lr"], "batch_size": args["batch_size"], "crop_size": args["crop_size"],
             "init_from": Path(init).parent.name if init else None,
             "train_last": {k: train[k] for k in ("loss", "bpp", "psnr")},
             "val_last": val}

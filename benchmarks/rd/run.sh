@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Kodak rate-distortion report: the shipped glic-lite weights and the
-# equal-budget mbt2018-mean peer, coded for real beside JPEG, WebP, AVIF and
+# The Kodak rate-distortion report: glic-lite and the equal-budget mbt2018-mean
+# peer, both from the runs of benchmarks/rd/train.sh, coded for real beside JPEG, WebP, AVIF and
 # JPEG 2000 (Pillow, same run), with VTM-9.1 and GLIC's published curve as
 # reference anchors; then the training budget of both from their run folders.
 #
@@ -17,6 +17,10 @@ OUT=${4:-benchmarks/results/rd_kodak_cpu}
 PY=${PYTHON:-python}
 QS=${QUALITIES:-"1 3 4 6"}
 peer=()
+lite=()
+for q in $QS; do
+    lite+=("glic-lite=$R/glic-lite-q$q/glic-lite-q$q.pt")
+done
 # The peer's runs: mbt2018-mean-n128 (train.sh), or mbt2018-mean for q1-4 (the same
 # architecture under CompressAI's zoo name).
 for q in $QS; do
@@ -24,11 +28,11 @@ for q in $QS; do
     [ -f "$f" ] || f=$R/mbt2018-mean-q$q/mbt2018-mean-q$q.pt
     peer+=("mbt2018-mean (equal budget)=$f")
 done
-for f in "$REF/vtm.json" "$REF/paper-glic2026_mse.json" "${peer[@]#*=}"; do
+for f in "$REF/vtm.json" "$REF/paper-glic2026_mse.json" "${lite[@]#*=}" "${peer[@]#*=}"; do
     [ -f "$f" ] || { echo "error: $f does not exist" >&2; exit 2; }
 done
 # shellcheck disable=SC2086
-"$PY" -m pyg_glic eval "$K" -c glic-lite -q $QS -w "${peer[@]}" \
+"$PY" -m pyg_glic eval "$K" --no-zoo -w "${lite[@]}" "${peer[@]}" \
     --classical jpeg webp avif jpeg2000 \
     -r "$REF/vtm.json" -r "$REF/paper-glic2026_mse.json" \
     --device "${DEVICE:-cpu}" -o "$OUT" --force

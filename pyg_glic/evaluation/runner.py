@@ -358,19 +358,7 @@ def evaluate(cfg: EvalConfig) -> Dict:
         r["name"] = f"{r['name']} (ref.)"
     _unique_names(references, "file")
     _unique_names(curves + references, "kind")
-    anchors = [c for c in curves if c["kind"] == "classical"] + references
-    tests = [c for c in curves]
-    rows = []
-    for t in tests:
-        bd = {}
-        for a in anchors:
-            if a is t:
-                continue
-            bd[a["name"]] = bd_rate(a["results"]["bpp"], a["results"]["psnr-rgb"],
-                                    t["results"]["bpp"], t["results"]["psnr-rgb"],
-                                    method=cfg.bd_method)
-        rows.append({"name": t["name"], "kind": t["kind"], "bd": bd})
-    anchor_names = [a["name"] for a in anchors]
+    rows, anchor_names = bd_tables(curves, references, cfg.bd_method)
     notes = [f"Measured on {where}; reference curves are the published numbers on their "
              f"own image sets (Kodak references: all 24 images)."]
     if any(c["name"].endswith(UNTRAINED) for c in curves):
@@ -416,6 +404,30 @@ def evaluate(cfg: EvalConfig) -> Dict:
         raise
     return {"out": out, "curves": curves, "references": references, "bd": rows,
             "markdown": md, "files": sorted(list(files) + ["rd.png"])}
+
+
+def bd_tables(curves: List[Dict], references: List[Dict], method: str):
+    r"""BD-rate of every measured curve against every anchor.
+
+    Anchors: the classical codecs and the references, and, when a run has two
+    or more learned codecs (a model and its equal-budget peer), each learned
+    codec too (the head-to-head comparison). Returns ``(rows, anchor_names)``
+    for :func:`~pyg_glic.evaluation.report.bd_markdown`.
+    """
+    learned = [c for c in curves if c["kind"] == "learned"]
+    anchors = ((learned if len(learned) > 1 else [])
+               + [c for c in curves if c["kind"] == "classical"] + references)
+    rows = []
+    for t in curves:
+        bd = {}
+        for a in anchors:
+            if a is t:
+                continue
+            bd[a["name"]] = bd_rate(a["results"]["bpp"], a["results"]["psnr-rgb"],
+                                    t["results"]["bpp"], t["results"]["psnr-rgb"],
+                                    method=method)
+        rows.append({"name": t["name"], "kind": t["kind"], "bd": bd})
+    return rows, [a["name"] for a in anchors]
 
 
 def _commit(tmp: Path, out: Path) -> None:
