@@ -16,6 +16,12 @@ compiler fuses the gathers instead. What remains per edge is ``(E, H)``
 (scores, attention weights) and, in :class:`~pyg_glic.nn.conv.GLICAttention`,
 the position MLP's ``(E, pos_hidden)`` activations. Double backward is not
 supported.
+
+Given the graph's CSR pointer, :func:`sparse_attention` does not gather at
+all: on the CPU it runs as sampled and sparse matrix products
+(:mod:`pyg_glic.nn.kernels.csr_attention`), on CUDA as a fused Triton kernel
+(:mod:`pyg_glic.nn.kernels.triton_attention`); the chunked gathers remain the
+fallback (other dtypes, :func:`torch.compile`, no ``ptr``).
 """
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ from torch.autograd.function import once_differentiable
 from torch_geometric.utils import softmax
 
 __all__ = ["log_spaced", "compress_offsets", "edge_dot", "edge_spmm", "sparse_attention",
-           "block_edge_slots", "blocked_attention", "CHUNK_ELEMENTS", "FUSED_ATTENTION"]
+           "block_edge_slots", "blocked_attention", "CHUNK_ELEMENTS", "FUSED_ATTENTION",
+           "CSR_ATTENTION"]
 
 
 def log_spaced(offset: Tensor) -> Tensor:
@@ -198,6 +205,23 @@ def edge_spmm(alpha: Tensor, v: Tensor, edge_index: Tensor, num_dst: int) -> Ten
 FUSED_ATTENTION = "auto"
 
 
+#: Whether :func:`sparse_attention` runs the CPU sparse-matrix-product core
+#: (:func:`pyg_glic.nn.kernels.csr_sparse_attention`: SDDMM, segment softmax,
+#: SpMM) when given ``ptr``: ``"auto"`` (CPU float32/float64 tensors outside
+#: :func:`torch.compile`) or ``"never"`` (the chunked gather form).
+CSR_ATTENTION = "auto"
+
+
+def _use_csr(q: Tensor) -> bool:
+    mode = CSR_ATTENTION
+    if mode not in ("auto", "never"):
+        raise ValueError(f"CSR_ATTENTION must be 'auto' or 'never', got {mode!r}")
+    if mode == "never":
+        return False
+    from .kernels import csr_attention_available
+    return csr_attention_available(q)
+
+
 def _use_fused(q: Tensor) -> bool:
     mode = FUSED_ATTENTION
     if mode not in ("auto", "always", "never"):
@@ -228,8 +252,13 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
     gives all zeros.
 
     This is the replaceable aggregation core of
-    :class:`~pyg_glic.nn.conv.GLICAttention`. Two executions, equal to rounding:
+    :class:`~pyg_glic.nn.conv.GLICAttention`. Three executions, equal to rounding:
 
+    - on the CPU, sampled and sparse matrix products over the CSR graph
+      (:func:`pyg_glic.nn.kernels.csr_sparse_attention`: SDDMM for the
+      scores, a segment softmax, SpMM for the aggregation; no ``E x C``
+      tensor), used when ``ptr`` is given, the tensors are float32/float64
+      and :data:`CSR_ATTENTION` allows it;
     - the fused CSR kernel
       (:func:`pyg_glic.nn.kernels.fused_sparse_attention`, Triton, online
       softmax, no ``E x C`` tensor at all), used when ``ptr`` is given, the
@@ -257,6 +286,9 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
     if ptr is not None and _use_fused(q):
         from .kernels import fused_sparse_attention
         return fused_sparse_attention(q, k, v, bias, ptr, edge_index[0], None, edge_weight)
+    if ptr is not None and _use_csr(q):
+        from .kernels import csr_sparse_attention
+        return csr_sparse_attention(q, k, v, bias, ptr, edge_index[0], num_dst, edge_weight)
     score = edge_dot(q, k, edge_index)
     if bias is not None:
         score = score + bias

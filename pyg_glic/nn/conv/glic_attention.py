@@ -210,7 +210,9 @@ class GLICAttention(MessagePassing):
                                  f"got {tuple(edge_attr.shape)}")
             bias = self.position_bias(edge_attr)
             if bias is not None and offset_index is not None:
-                bias = bias.index_select(0, offset_index)
+                # an (E, H) view of head-major (H, E) storage: the aggregation cores
+                # add it to their head-major scores without a strided pass
+                bias = bias.t().index_select(1, offset_index).t()
         out = self.attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight, blocks)
         return self.lin_out(out.reshape(num_dst, self.out_channels))
 
