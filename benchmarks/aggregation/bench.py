@@ -371,7 +371,10 @@ def bench_mrconv(args, device, results, skipped) -> None:
                     common = dict(layer="mr_conv", batch=batch, height=H, width=W,
                                   nodes=batch * N, k=k, dilation=dil, edges=graph.num_edges,
                                   channels=C)
-                    forms = [("sparse", lambda: layer(x, graph.edge_index), [x]),
+                    # sparse: the layer as Grapher calls it (the CSR max with the
+                    # graph's ptr); propagate: PyG message passing (E x C messages)
+                    forms = [("sparse", lambda: layer(x, graph.edge_index, ptr=graph.ptr), [x]),
+                             ("propagate", lambda: layer(x, graph.edge_index), [x]),
                              ("dense", lambda: dense_mr_conv(layer, xd, knn_index), [xd])]
                     for form, fn, inp in forms:
                         for mode in args.modes:
@@ -382,7 +385,7 @@ def bench_mrconv(args, device, results, skipped) -> None:
                                                 times_ms=[round(t * 1e3, 3) for t in ts],
                                                 peak_mib=None if mem is None else round(mem, 2),
                                                 memory_method=how))
-                            print(f"mrconv b{batch} {H:3d}x{W:<3d} k {k:2d} d {dil} {form:6s} "
+                            print(f"mrconv b{batch} {H:3d}x{W:<3d} k {k:2d} d {dil} {form:9s} "
                                   f"{mode:16s} {med * 1e3:10.1f} ms "
                                   f"{'-' if mem is None else f'{mem:8.1f}'} MiB", flush=True)
 
@@ -632,22 +635,31 @@ def to_markdown(report) -> str:
     mr_rows = [r for r in report["results"] if r["layer"] == "mr_conv"]
     if mr_rows:
         lines += ["", "## Max-relative conv (C=192 -> 192, ViG k-NN graph)", "",
-                  "`sparse`: `MRConv` (PyG scatter-max); `dense`: `dense_mr_conv` (gather "
-                  "into (B, C, N, k), the dense index built outside the timing).", "",
-                  "| batch | nodes | k | dilation | mode | sparse ms | dense ms | "
-                  "sparse/dense time | sparse MiB | dense MiB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "`sparse`: `MRConv` as `Grapher` calls it, with the graph's CSR pointer "
+                  "(`pyg_glic.nn.functional.csr_max`: max_j x_j - x_i, chunked gathers, "
+                  "nothing per edge kept for backward); `propagate`: `MRConv` without the "
+                  "pointer (PyG message passing, scatter-max over E x C messages); "
+                  "`dense`: `dense_mr_conv` (gather into (B, C, N, k), the dense index "
+                  "built outside the timing).", "",
+                  "| batch | nodes | k | dilation | mode | sparse ms | propagate ms | dense ms | "
+                  "sparse/dense time | sparse MiB | propagate MiB | dense MiB | "
+                  "sparse/dense memory |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         groups: Dict[Tuple, Dict[str, dict]] = {}
         for r in mr_rows:
             groups.setdefault((r["batch"], r["height"], r["width"], r["k"], r["dilation"],
                                r["mode"]), {})[r["form"]] = r
         for (b, H, W, k, dil, mode), f in sorted(groups.items()):
-            s, d = f.get("sparse"), f.get("dense")
+            s, p, d = f.get("sparse"), f.get("propagate"), f.get("dense")
             tr = s["time_ms_median"] / d["time_ms_median"] if s and d else None
+            mr = (s["peak_mib"] / d["peak_mib"] if s and d and s.get("peak_mib") is not None
+                  and d.get("peak_mib") else None)
             lines.append(f"| {b} | {H}x{W} | {k} | {dil} | {mode} | "
-                         f"{_fmt(s and s['time_ms_median'])} | {_fmt(d and d['time_ms_median'])}"
-                         f" | {_fmt(tr, 2)} | {_fmt(s and s['peak_mib'])} | "
-                         f"{_fmt(d and d['peak_mib'])} |")
+                         f"{_fmt(s and s['time_ms_median'])} | "
+                         f"{_fmt(p and p['time_ms_median'])} | "
+                         f"{_fmt(d and d['time_ms_median'])} | {_fmt(tr, 2)} | "
+                         f"{_fmt(s and s['peak_mib'])} | {_fmt(p and p['peak_mib'])} | "
+                         f"{_fmt(d and d['peak_mib'])} | {_fmt(mr, 2)} |")
     if report["skipped"]:
         lines += ["", "Skipped:", ""] + [f"- {s}" for s in report["skipped"]]
     return "\n".join(lines) + "\n"

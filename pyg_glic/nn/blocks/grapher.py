@@ -151,7 +151,7 @@ class Grapher(torch.nn.Module):
         h = self.fc1(x)
         if graph is None:
             graph = self.build_graph(h)
-        edge_index, _, edge_weight, _ = unpack_graph(graph)
+        edge_index, _, edge_weight, ptr = unpack_graph(graph)
         nodes = map_nodes(h)
         if self.takes_edge_weight:
             out = self.conv(nodes, edge_index, edge_weight)
@@ -159,7 +159,10 @@ class Grapher(torch.nn.Module):
             if edge_weight is not None and edge_weight.requires_grad:
                 raise ValueError(f"the graph has learnable edge weights but conv "
                                  f"{self.conv_name!r} ignores them; use conv='weighted'")
-            out = self.conv(nodes, edge_index)
+            if ptr is not None and isinstance(self.conv, MRConv):
+                out = self.conv(nodes, edge_index, ptr=ptr)  # the CSR max, no E x C
+            else:
+                out = self.conv(nodes, edge_index)
         out = nodes_to_map(out, B, H, W)
         out = self.fc2(self.act(self.norm(out)))
         return x + self.drop_path(out)

@@ -6,7 +6,9 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
-from torch_geometric.typing import Adj, PairTensor
+from torch_geometric.typing import Adj, OptTensor, PairTensor
+
+from ..functional import csr_max
 
 
 class MRConv(MessagePassing):
@@ -62,11 +64,32 @@ class MRConv(MessagePassing):
         super().reset_parameters()
         self.lin.reset_parameters()
 
-    def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj) -> Tensor:
+    def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj,
+                ptr: OptTensor = None) -> Tensor:
+        r"""
+        Args:
+            x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
+            edge_index (LongTensor): ``(2, E)``, row 0 source, row 1 target.
+            ptr (LongTensor, optional): the targets' CSR pointer when
+                ``edge_index`` is sorted by target (as the graph builders
+                return it): then :math:`\max_j (\mathbf{x}_j - \mathbf{x}_i)
+                = \max_j \mathbf{x}_j - \mathbf{x}_i` is computed by
+                :func:`~pyg_glic.nn.functional.csr_max`, which keeps no
+                per-edge tensor for backward (eager mode; under
+                :func:`torch.compile` the message-passing form runs).
+        """
         if isinstance(x, Tensor):
             x = (x, x)
-        # propagate_type: (x: PairTensor)
-        out = self.propagate(edge_index, x=x, size=(x[0].size(0), x[1].size(0)))
+        if ptr is not None and isinstance(edge_index, Tensor) \
+                and not torch.compiler.is_compiling():
+            if ptr.numel() != x[1].size(0) + 1:
+                raise ValueError(f"ptr must have one entry per target plus one "
+                                 f"({x[1].size(0) + 1}), got {ptr.numel()}")
+            has_edges = (ptr[1:] > ptr[:-1]).unsqueeze(-1).to(x[1].dtype)
+            out = csr_max(x[0], ptr, edge_index[0]) - x[1] * has_edges
+        else:
+            # propagate_type: (x: PairTensor)
+            out = self.propagate(edge_index, x=x, size=(x[0].size(0), x[1].size(0)))
         return self.lin(torch.cat([x[1], out], dim=-1))
 
     def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:

@@ -74,3 +74,75 @@ def test_mr_conv_every_param_has_grad():
     edge_index = knn_index_to_edge_index(random_knn_index(1, 6, 3))
     conv(x, edge_index).pow(2).sum().backward()
     assert_every_param_has_grad(conv)
+
+
+def _ptr(dst, n):
+    return torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(dst, minlength=n).cumsum(0)])
+
+
+@pytest.mark.parametrize('variable', [False, True])
+@pytest.mark.parametrize('chunk', [None, 16])
+def test_mr_conv_csr_max_equals_dense(variable, chunk, gen, monkeypatch):
+    # with ptr: the CSR max (max_j x_j - x_i), against ViG's dense gather form,
+    # uniform and varying degrees, in one chunk and in many
+    from pyg_glic.nn import functional
+    if chunk:
+        monkeypatch.setattr(functional, "CHUNK_ELEMENTS", chunk)
+    B, N, k, C = 2, 12, 4, 5
+    x = torch.randn(B, C, N, dtype=torch.float64, generator=gen)
+    knn_index = random_knn_index(B, N, k, variable=variable, generator=gen)
+    edge_index = knn_index_to_edge_index(knn_index)
+    order = edge_index[1].argsort(stable=True)
+    edge_index = edge_index[:, order]
+    conv = MRConv(C, 7).double()
+    xs = x.transpose(1, 2).reshape(B * N, C).clone().requires_grad_()
+    out = conv(xs, edge_index, ptr=_ptr(edge_index[1], B * N))
+    xd = x.clone().requires_grad_()
+    ref = dense_mr_conv(conv, xd, knn_index)
+    torch.testing.assert_close(out, ref.transpose(1, 2).reshape(B * N, -1), atol=1e-12, rtol=0)
+    g = torch.randn(B * N, 7, dtype=torch.float64, generator=gen)
+    params = list(conv.parameters())
+    ga = torch.autograd.grad(out, [xs] + params, g)
+    gb = torch.autograd.grad(ref, [xd] + params, g.view(B, N, 7).transpose(1, 2))
+    assert_grads_close([ga[0]], [gb[0].transpose(1, 2).reshape(B * N, C)])
+    assert_grads_close(ga[1:], gb[1:])
+
+
+def test_csr_max_isolated_ties_and_errors():
+    from pyg_glic.nn.functional import csr_max
+    x = torch.tensor([[1.0, 5.0], [3.0, 5.0], [2.0, 0.0]], requires_grad=True)
+    # target 0 <- {0, 1, 2}; target 1 <- nothing; target 2 <- {2}
+    ptr, src = torch.tensor([0, 3, 3, 4]), torch.tensor([0, 1, 2, 2])
+    m = csr_max(x, ptr, src)
+    torch.testing.assert_close(m, torch.tensor([[3.0, 5.0], [0.0, 0.0], [2.0, 0.0]]))
+    m.backward(torch.ones_like(m))
+    # channel 1 of target 0 ties between sources 0 and 1: the gradient is split
+    torch.testing.assert_close(x.grad, torch.tensor([[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="number of edges"):
+        csr_max(x, torch.tensor([0, 2]), src)
+    with pytest.raises(ValueError, match="ptr must have one entry per target"):
+        MRConv(2, 3)(x.detach(), torch.stack([src, torch.tensor([0, 0, 0, 2])]),
+                     ptr=torch.tensor([0, 4]))
+
+
+def test_grapher_passes_ptr_to_mr_conv(monkeypatch):
+    # the ViG block hands its k-NN graph's CSR pointer to MRConv, and the result
+    # equals the message-passing form
+    from pyg_glic.nn.blocks import Grapher
+    torch.manual_seed(0)
+    block = Grapher(8, k=4, conv="mr").eval()
+    x = torch.randn(2, 8, 5, 6)
+    seen = []
+    real = MRConv.forward
+
+    def spy(self, x, edge_index, ptr=None):
+        seen.append(ptr is not None)
+        return real(self, x, edge_index, ptr=ptr)
+
+    monkeypatch.setattr(MRConv, "forward", spy)
+    with torch.no_grad():
+        out = block(x)
+        graph = block.build_graph(block.fc1(x))
+        ref = block(x, graph=graph.edge_index)  # an edge_index alone: no ptr
+    assert seen == [True, False]
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
