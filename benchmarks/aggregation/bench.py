@@ -228,6 +228,20 @@ def bench_glic(args, device, results, skipped) -> None:
         _bench_glic_graph(kind, layer, params, lrgc, sizes, args, device, results, skipped)
 
 
+def _index_cache_mib(form, graph, slots, x_in) -> Optional[float]:
+    # what each form caches per graph, built on the first call and not in the timed
+    # calls' peak memory: the CSR core's index structure (CPU sparse) or the
+    # blocked-dense form's edge slots and mask
+    if form == "dense":
+        return round(sum(t.numel() * t.element_size() for t in slots) / 2 ** 20, 3)
+    if form == "sparse" and graph.ptr is not None and graph.ptr.device.type == "cpu":
+        from pyg_glic.nn.kernels import csr_attention
+        num_src = (x_in[0] if isinstance(x_in, tuple) else x_in).size(0)
+        pat = csr_attention._pattern(graph.ptr, graph.edge_index[0], graph.num_dst, num_src)
+        return round(pat.nbytes() / 2 ** 20, 3)
+    return None
+
+
 def _bench_glic_graph(kind, layer, params, lrgc, sizes, args, device, results,
                       skipped) -> None:
     degrees = _graph_degrees(kind, args)
@@ -323,7 +337,9 @@ def _bench_glic_graph(kind, layer, params, lrgc, sizes, args, device, results,
                                    time_ms_median=round(med * 1e3, 3),
                                    times_ms=[round(t * 1e3, 3) for t in ts],
                                    peak_mib=None if mem is None else round(mem, 2),
-                                   memory_method=how)
+                                   memory_method=how,
+                                   index_cache_mib=_index_cache_mib(form, graph, slots,
+                                                                    x_in))
                         results.append(row)
                         rows.append(row)
                         print(f"{name:12s} b{batch} {H:3d}x{W:<3d} deg {deg:>4s} "
@@ -566,9 +582,10 @@ def _glic_table(report, graph: str) -> List[str]:
         "choice (time of the chosen form). Ratios are sparse / dense (> 1: dense faster or "
         "smaller).", "",
         "| batch | nodes | degree | mean degree | density | mode | sparse ms | dense ms | "
-        "dense_ref ms | sparse/dense time | sparse MiB | dense MiB | sparse/dense memory | "
-        "auto picks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "dense_ref ms | sparse/dense time | sparse/dense_ref time | sparse MiB | dense MiB | "
+        "dense_ref MiB | sparse/dense memory | sparse/dense_ref memory | "
+        "cached index MiB (sparse / dense) | auto picks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, forms in sorted(_pairs(report, graph).items(),
                              key=lambda kv: (kv[0][0], kv[0][1] * kv[0][2], kv[0][4],
@@ -576,17 +593,24 @@ def _glic_table(report, graph: str) -> List[str]:
         b, H, W, deg, mode = key
         s, d, ref, a = (forms.get(f) for f in ("sparse", "dense", "dense_ref", "auto"))
         base = d or s or ref
-        tr = mr = None
+        tr = mr = trr = mrr = None
         if s and d:
             tr = s["time_ms_median"] / d["time_ms_median"]
             if s["peak_mib"] and d["peak_mib"]:
                 mr = s["peak_mib"] / d["peak_mib"]
+        if s and ref:
+            trr = s["time_ms_median"] / ref["time_ms_median"]
+            if s["peak_mib"] and ref["peak_mib"]:
+                mrr = s["peak_mib"] / ref["peak_mib"]
+        cache = (f"{_fmt(s and s.get('index_cache_mib'))} / "
+                 f"{_fmt(d and d.get('index_cache_mib'))}")
         lines.append(
             f"| {b} | {H}x{W} | {deg} | {_fmt(base.get('mean_degree'))} | "
             f"{base['density']:.3f} | {mode} | "
             f"{_fmt(s and s['time_ms_median'])} | {_fmt(d and d['time_ms_median'])} | "
-            f"{_fmt(ref and ref['time_ms_median'])} | {_fmt(tr, 2)} | "
-            f"{_fmt(s and s['peak_mib'])} | {_fmt(d and d['peak_mib'])} | {_fmt(mr, 2)} | "
+            f"{_fmt(ref and ref['time_ms_median'])} | {_fmt(tr, 2)} | {_fmt(trr, 2)} | "
+            f"{_fmt(s and s['peak_mib'])} | {_fmt(d and d['peak_mib'])} | "
+            f"{_fmt(ref and ref['peak_mib'])} | {_fmt(mr, 2)} | {_fmt(mrr, 2)} | {cache} | "
             f"{(a['chose'] + ('' if a['chose'] == a['best'] else ' (slower)')) if a else '-'} |")
     if graph == "local":
         fitted = report.get("fitted_policy") or {}
