@@ -116,22 +116,23 @@ class _Pattern:
         return self._t
 
     def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
-        r"""``(H, E)``: ``<a[h, i], b[h, j]>`` for every edge ``j -> i`` and head;
-        ``a`` is ``(H, N_dst, D)``, ``b`` is ``(H, N_src, D)``."""
-        H = a.size(0)
+        r"""``(H, E)``: ``<a[i, h], b[j, h]>`` for every edge ``j -> i`` and head;
+        ``a`` is ``(N_dst, H, D)``, ``b`` is ``(N_src, H, D)`` (any strides)."""
+        H = a.size(1)
         values = a.new_zeros(H, self.E)
         if self.E == 0:
             return values
         for h in range(H):
             pattern = _csr(self.ptr, self.src, values[h], (self.num_dst, self.num_src))
             # written in place (out= the pattern): no copy of the indices per call
-            torch.sparse.sampled_addmm(pattern, a[h], b[h].t(), beta=0.0, out=pattern)
+            torch.sparse.sampled_addmm(pattern, a[:, h], b[:, h].t(), beta=0.0, out=pattern)
         return values
 
     def spmm(self, values: Tensor, dense: Tensor, transpose: bool = False) -> Tensor:
-        r"""``(H, N', D)``: the ``(H, E)`` weights as per-head sparse matrices
-        (transposed if asked) times ``(H, N, D)`` rows."""
-        H, _, D = dense.shape
+        r"""``(N', H, D)``: the ``(H, E)`` weights as per-head sparse matrices
+        (transposed if asked) times the rows of ``dense`` ``(N, H, D)`` (any
+        strides: each head's ``(N, D)`` slice is read in place)."""
+        _, H, D = dense.shape
         if transpose:
             crow, col, perm = self.transpose()
             values = values.index_select(1, perm)
@@ -139,9 +140,9 @@ class _Pattern:
         else:
             crow, col = self.ptr_i, self.src_i
             size = (self.num_dst, self.num_src)
-        out = dense.new_empty(H, size[0], D)
+        out = dense.new_empty(size[0], H, D)
         for h in range(H):
-            torch.mm(_csr(crow, col, values[h], size), dense[h], out=out[h])
+            out[:, h] = torch.mm(_csr(crow, col, values[h], size), dense[:, h])
         return out
 
     # -- per-target (segment) reductions of (H, E) values -----------------------
@@ -212,41 +213,36 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _heads_first(t: Tensor) -> Tensor:
-    return t.transpose(0, 1).contiguous()  # (N, H, D) -> (H, N, D)
-
-
 class _CSRAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
                 edge_weight: Optional[Tensor], pat: _Pattern) -> Tensor:
-        qh, kh, vh = _heads_first(q), _heads_first(k), _heads_first(v)
-        score = pat.sddmm(qh, kh)  # (H, E)
+        score = pat.sddmm(q, k)  # (H, E)
         if bias is not None:
             score.add_(bias.t())  # head-major bias (GLICAttention's layout): contiguous
         p = pat.softmax_(score)
         alpha = p if edge_weight is None else p * edge_weight.to(p.dtype).view(1, -1)
-        out = pat.spmm(alpha, vh)  # (H, N_dst, Dv)
+        out = pat.spmm(alpha, v)  # (N_dst, H, Dv)
         del alpha
         ctx.pat = pat
-        ctx.save_for_backward(qh, kh, vh, p, edge_weight)
-        ctx.dtypes = (q.dtype, k.dtype, v.dtype, None if bias is None else bias.dtype)
-        return out.transpose(0, 1).contiguous()
+        ctx.save_for_backward(q, k, v, p, edge_weight)
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        qh, kh, vh, p, w = ctx.saved_tensors
+        q, k, v, p, w = ctx.saved_tensors
         pat = ctx.pat
         need_q, need_k, need_v, need_b, need_w, _ = ctx.needs_input_grad
-        go = _heads_first(grad_out.to(vh.dtype))  # (H, N_dst, Dv)
+        go = grad_out.to(v.dtype)  # (N_dst, H, Dv)
         grad_q = grad_k = grad_v = grad_b = grad_w = None
         if need_v:
             alpha = p if w is None else p * w.to(p.dtype).view(1, -1)
-            grad_v = pat.spmm(alpha, go, transpose=True).transpose(0, 1)
+            grad_v = pat.spmm(alpha, go, transpose=True)
             del alpha
         if need_q or need_k or need_b or need_w:
-            ds = pat.sddmm(go, vh)  # (H, E): d alpha = <do_i, v_j>
+            ds = pat.sddmm(go, v)  # (H, E): d alpha = <do_i, v_j>
             if w is not None:
                 if need_w:
                     grad_w = (ds * p).sum(0).to(w.dtype)
@@ -255,15 +251,12 @@ class _CSRAttention(torch.autograd.Function):
             if pat.E:
                 pat.rows(ds).sub_(pat.rows(p) * pat.spread(pat.reduce(ds, "sum")))
             if need_b:
-                grad_b = ds.t().to(ctx.dtypes[3])
+                grad_b = ds.t().to(ctx.bias_dtype)
             if need_q:
-                grad_q = pat.spmm(ds, kh).transpose(0, 1)
+                grad_q = pat.spmm(ds, k)
             if need_k:
-                grad_k = pat.spmm(ds, qh, transpose=True).transpose(0, 1)
-        dq, dk, dv = ctx.dtypes[:3]
-        return (None if grad_q is None else grad_q.to(dq),
-                None if grad_k is None else grad_k.to(dk),
-                None if grad_v is None else grad_v.to(dv), grad_b, grad_w, None)
+                grad_k = pat.spmm(ds, q, transpose=True)
+        return grad_q, grad_k, grad_v, grad_b, grad_w, None
 
 
 def csr_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
