@@ -41,19 +41,22 @@ EXECUTIONS = ("auto", "sparse", "dense")
 # Thresholds: (device type, backward follows) -> smallest density at which the
 # blocked-dense form is chosen.
 #
-# CPU values fitted on benchmarks/results/aggregation_cpu.json (run of 2026-11-23,
-# 2-core shared CPU, 1 torch thread, torch 2.15; GLICAttention C=192, 8 heads, halo
-# graphs with 256 candidates, 32x32 to 256x256 nodes, batch 1 and 8) by
+# CPU values fitted on benchmarks/results/aggregation_cpu.json (run of 2026-12-01,
+# 2-core CPU, 1 torch thread, torch 2.15; GLICAttention C=192, 8 heads, halo graphs
+# with 256 candidates, 32x32 to 256x256 nodes, batch 1 and 8) by
 # benchmarks/aggregation/bench.py's fit_policy (re-run it with
 # ``python benchmarks/aggregation/bench.py --fit benchmarks/results/aggregation_cpu.json``):
 # the threshold minimising the summed log-slowdown against the faster form.
-# Measured crossover: sparse wins at degree <= 16 of 256 (density <= 0.071 on maps
-# >= 64x64), dense from degree 32 (density 0.14) on; degree 16 on a 32x32 map
-# (density 0.082, border windows have fewer candidates) is a near-tie.
-FITTED_FROM = "benchmarks/results/aggregation_cpu.json (2026-11-23)"
+# Measured with the CPU sparse core of sampled/sparse matrix products
+# (pyg_glic.nn.kernels.csr_attention): sparse is faster at every degree up to 128 of
+# 256 (density <= 0.65), forward and forward+backward, on the local, global and learned
+# graphs; blocked-dense is faster only when every candidate is an edge (degree 256,
+# density 1.0: 1.25-1.56x at 64x64; within 10% either way at 32x32). The previous fit
+# (chunked-gather sparse core, 2026-11-23) was 0.0764 / 0.1119.
+FITTED_FROM = "benchmarks/results/aggregation_cpu.json (2026-12-01)"
 DENSE_MIN_DENSITY: Dict[Tuple[str, bool], float] = {
-    ("cpu", False): 0.0764,  # inference (no autograd)
-    ("cpu", True): 0.1119,   # training (forward + backward)
+    ("cpu", False): 0.8265,  # inference (no autograd)
+    ("cpu", True): 0.8265,   # training (forward + backward)
     # NOT fitted by this project's benchmark (no GPU run yet): from the probe in
     # docs/CALIBRATION.md (H100): dense wins the forward pass at every degree >= 16
     # of 256 and forward+backward from degree 64 on (sparse_gather won at degree 16);

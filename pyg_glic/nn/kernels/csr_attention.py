@@ -32,7 +32,7 @@ chunked gather form). The index structure depends only on the graph and is
 cached for the last graphs seen (the layers of a stage share one graph):
 int32 copies of ``ptr`` and the sources, the target of every edge when the
 degrees differ, and after the first backward the transpose (int32 pointer and
-rows, int64 permutation): 8-24 bytes per edge in all
+rows, int64 permutation): 4-20 bytes per edge in all
 (:func:`cached_pattern_bytes`).
 
 Limits: CPU tensors in float32 or float64 (what PyTorch's CPU sparse kernels
