@@ -23,7 +23,10 @@ def test_mr_conv_small():
 
 
 @pytest.mark.parametrize('variable', [False, True])
-def test_mr_conv_equals_dense(variable, gen):
+@pytest.mark.parametrize('csr', [None, 'one chunk', 'chunks'])
+def test_mr_conv_equals_dense(variable, csr, gen, monkeypatch):
+    # message passing, and (csr) the CSR max with the graph's pointer, in one
+    # chunk and in many, against ViG's dense gather form
     B, N, k, C = 2, 12, 4, 5
     x = torch.randn(B, C, N, dtype=torch.float64, generator=gen)
     knn_index = random_knn_index(B, N, k, variable=variable, generator=gen)
@@ -31,7 +34,14 @@ def test_mr_conv_equals_dense(variable, gen):
     conv = MRConv(C, 7).double()
 
     xs = x.transpose(1, 2).reshape(B * N, C).clone().requires_grad_()
-    out = conv(xs, edge_index)
+    if csr is None:
+        out = conv(xs, edge_index)
+    else:
+        from pyg_glic.nn import functional
+        if csr == 'chunks':
+            monkeypatch.setattr(functional, "CHUNK_ELEMENTS", 16)
+        edge_index = edge_index[:, edge_index[1].argsort(stable=True)]
+        out = conv(xs, edge_index, ptr=_ptr(edge_index[1], B * N))
     xd = x.clone().requires_grad_()
     ref = dense_mr_conv(conv, xd, knn_index)
     torch.testing.assert_close(out, ref.transpose(1, 2).reshape(B * N, -1), atol=1e-12, rtol=0)
@@ -78,34 +88,6 @@ def test_mr_conv_every_param_has_grad():
 
 def _ptr(dst, n):
     return torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(dst, minlength=n).cumsum(0)])
-
-
-@pytest.mark.parametrize('variable', [False, True])
-@pytest.mark.parametrize('chunk', [None, 16])
-def test_mr_conv_csr_max_equals_dense(variable, chunk, gen, monkeypatch):
-    # with ptr: the CSR max (max_j x_j - x_i), against ViG's dense gather form,
-    # uniform and varying degrees, in one chunk and in many
-    from pyg_glic.nn import functional
-    if chunk:
-        monkeypatch.setattr(functional, "CHUNK_ELEMENTS", chunk)
-    B, N, k, C = 2, 12, 4, 5
-    x = torch.randn(B, C, N, dtype=torch.float64, generator=gen)
-    knn_index = random_knn_index(B, N, k, variable=variable, generator=gen)
-    edge_index = knn_index_to_edge_index(knn_index)
-    order = edge_index[1].argsort(stable=True)
-    edge_index = edge_index[:, order]
-    conv = MRConv(C, 7).double()
-    xs = x.transpose(1, 2).reshape(B * N, C).clone().requires_grad_()
-    out = conv(xs, edge_index, ptr=_ptr(edge_index[1], B * N))
-    xd = x.clone().requires_grad_()
-    ref = dense_mr_conv(conv, xd, knn_index)
-    torch.testing.assert_close(out, ref.transpose(1, 2).reshape(B * N, -1), atol=1e-12, rtol=0)
-    g = torch.randn(B * N, 7, dtype=torch.float64, generator=gen)
-    params = list(conv.parameters())
-    ga = torch.autograd.grad(out, [xs] + params, g)
-    gb = torch.autograd.grad(ref, [xd] + params, g.view(B, N, 7).transpose(1, 2))
-    assert_grads_close([ga[0]], [gb[0].transpose(1, 2).reshape(B * N, C)])
-    assert_grads_close(ga[1:], gb[1:])
 
 
 def test_csr_max_isolated_ties_and_errors():
