@@ -67,9 +67,14 @@ def csr_attention_available(q: Tensor) -> bool:
 
 
 class _Pattern:
-    r"""The CSR structure of one graph as the sparse kernels take it, shared by
-    all heads (each head is one call on the same indices), and (built on first
-    use, in backward) its transpose."""
+    r"""What the sparse kernels need of one graph beyond its own ``ptr`` and
+    sources, shared by all heads (each head is one call on the same indices),
+    and (built on first use, in backward) its transpose.
+
+    It holds no reference to the caller's tensors, so a graph that is dropped
+    frees its cache entry (:func:`_pattern`); the methods take the graph's
+    int64 ``ptr`` and ``src`` (:meth:`indices`) as arguments.
+    """
 
     def __init__(self, ptr: Tensor, src: Tensor, num_dst: int, num_src: int):
         E = src.numel()
@@ -80,18 +85,18 @@ class _Pattern:
             raise ValueError(f"ptr must run from 0 to the number of edges {E}, "
                              f"got {int(ptr[0])}..{int(ptr[-1])}")
         self.num_dst, self.num_src, self.E = num_dst, num_src, E
-        # SDDMM: int64 indices, the graph's own tensors where they already are
-        self.ptr = ptr.to(torch.long).contiguous()
-        self.src = src.to(torch.long).contiguous()
-        self._own = [t for t, o in ((self.ptr, ptr), (self.src, src))
-                     if t.data_ptr() != o.data_ptr()]
+        # SDDMM: int64 indices, the graph's own tensors unless they are not int64
+        # or not contiguous (then copies, kept here)
+        ptr64, src64 = _long(ptr), _long(src)
+        self._ptr = ptr64 if ptr64.data_ptr() != ptr.data_ptr() else None
+        self._src = src64 if src64.data_ptr() != src.data_ptr() else None
         # SpMM: int32 copies where they fit (the sparse BLAS takes int32 indices;
         # int64 ones would be converted on every call)
         self.index_dtype = (torch.int32 if max(E, num_dst, num_src) < 2 ** 31 - 1
                             else torch.long)
-        self.ptr_i = self.ptr.to(self.index_dtype)
-        self.src_i = self.src.to(self.index_dtype)
-        deg = self.ptr[1:] - self.ptr[:-1]
+        self.ptr_i = ptr64.to(self.index_dtype)
+        self.src_i = src64.to(self.index_dtype)
+        deg = ptr64[1:] - ptr64[:-1]
         # every target with the same degree: the segments are the rows of a view
         self.uniform = int(deg[0]) if num_dst and E and bool((deg == deg[0]).all()) else 0
         # else the target of every edge, to spread per-target values to the edges
@@ -100,22 +105,27 @@ class _Pattern:
             output_size=E)
         self._t = None
 
+    def indices(self, ptr: Tensor, src: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""The int64 contiguous ``(ptr, src)`` of the graph given as ``(ptr, src)``."""
+        return (self._ptr if self._ptr is not None else ptr,
+                self._src if self._src is not None else src)
+
     def nbytes(self) -> int:
-        r"""Bytes held by the cached index structure (what a graph costs beyond
-        its own ``ptr`` and ``edge_index``)."""
-        ts = self._own + [self.ptr_i, self.src_i, self.dst] + list(self._t or ())
+        r"""Bytes held by the cached structure (what a graph costs beyond its own
+        ``ptr`` and ``edge_index``)."""
+        ts = [self._ptr, self._src, self.ptr_i, self.src_i, self.dst] + list(self._t or ())
         return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
-    def transpose(self) -> Tuple[Tensor, Tensor, Tensor]:
+    def transpose(self, ptr: Tensor, src: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         r"""``(ptr_t, col_t, perm)``: the CSR of the transposed graph (row ``j``
         holds the edges out of source ``j``); ``values[:, perm]`` reorders
         per-edge values into it."""
         if self._t is None:
-            cptr, perm, rows = csr_transpose(self.ptr, self.src, self.num_src)
+            cptr, perm, rows = csr_transpose(ptr, src, self.num_src)
             self._t = (cptr.to(self.index_dtype), rows.to(self.index_dtype), perm)
         return self._t
 
-    def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
+    def sddmm(self, ptr: Tensor, src: Tensor, a: Tensor, b: Tensor) -> Tensor:
         r"""``(H, E)``: ``<a[i, h], b[j, h]>`` for every edge ``j -> i`` and head;
         ``a`` is ``(N_dst, H, D)``, ``b`` is ``(N_src, H, D)`` (any strides)."""
         H = a.size(1)
@@ -123,18 +133,19 @@ class _Pattern:
         if self.E == 0:
             return values
         for h in range(H):
-            pattern = _csr(self.ptr, self.src, values[h], (self.num_dst, self.num_src))
+            pattern = _csr(ptr, src, values[h], (self.num_dst, self.num_src))
             # written in place (out= the pattern): no copy of the indices per call
             torch.sparse.sampled_addmm(pattern, a[:, h], b[:, h].t(), beta=0.0, out=pattern)
         return values
 
-    def spmm(self, values: Tensor, dense: Tensor, transpose: bool = False) -> Tensor:
+    def spmm(self, values: Tensor, dense: Tensor, transposed=None) -> Tensor:
         r"""``(N', H, D)``: the ``(H, E)`` weights as per-head sparse matrices
-        (transposed if asked) times the rows of ``dense`` ``(N, H, D)`` (any
-        strides: each head's ``(N, D)`` slice is read in place)."""
+        (the transpose if ``transposed``, :meth:`transpose`'s result, is given)
+        times the rows of ``dense`` ``(N, H, D)`` (any strides: each head's
+        ``(N, D)`` slice is read in place)."""
         _, H, D = dense.shape
-        if transpose:
-            crow, col, perm = self.transpose()
+        if transposed is not None:
+            crow, col, perm = transposed
             values = values.index_select(1, perm)
             size = (self.num_src, self.num_dst)
         else:
@@ -152,12 +163,12 @@ class _Pattern:
             return values.view(values.size(0), self.num_dst, self.uniform)
         return values
 
-    def reduce(self, values: Tensor, how: str) -> Tensor:
+    def reduce(self, ptr: Tensor, values: Tensor, how: str) -> Tensor:
         r"""``(H, N_dst)`` per-target ``"sum"`` or ``"max"`` of ``(H, E)`` values."""
         if self.uniform:
             r = self.rows(values)
             return r.sum(-1) if how == "sum" else r.amax(-1)
-        return torch.stack([torch.segment_reduce(v, how, offsets=self.ptr, axis=0)
+        return torch.stack([torch.segment_reduce(v, how, offsets=ptr, axis=0)
                             for v in values])
 
     def spread(self, red: Tensor) -> Tensor:
@@ -166,13 +177,17 @@ class _Pattern:
             return red.unsqueeze(-1)
         return red.index_select(1, self.dst)
 
-    def softmax_(self, score: Tensor) -> Tensor:
+    def softmax_(self, ptr: Tensor, score: Tensor) -> Tensor:
         r"""Per-(head, target) softmax of ``(H, E)`` scores, in place."""
         if self.E:
             r = self.rows(score)
-            r.sub_(self.spread(self.reduce(score, "max"))).exp_()
-            r.div_(self.spread(self.reduce(score, "sum")))
+            r.sub_(self.spread(self.reduce(ptr, score, "max"))).exp_()
+            r.div_(self.spread(self.reduce(ptr, score, "sum")))
         return score
+
+
+def _long(t: Tensor) -> Tensor:
+    return t.to(torch.long).contiguous()
 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, size) -> Tensor:
@@ -188,8 +203,10 @@ _cache: list = []
 
 
 def _pattern(ptr: Tensor, src: Tensor, num_dst: int, num_src: int) -> _Pattern:
-    # ``src`` is usually a fresh view ``edge_index[0]``: identify it by its storage,
-    # layout and version counter, and ``ptr`` (the graph's own tensor) by identity
+    # ``ptr`` (the graph's own tensor) is identified by identity through a weak
+    # reference (an entry whose graph is gone is dropped); ``src``, usually a fresh
+    # view ``edge_index[0]``, by its storage, layout and version counter
+    _cache[:] = [e for e in _cache if e[0]() is not None]
     key = (src.data_ptr(), src.numel(), src.stride(0) if src.dim() else 0, src._version,
            ptr._version, num_dst, num_src)
     for i, (ref, k, pat) in enumerate(_cache):
@@ -216,47 +233,50 @@ def clear_cache() -> None:
 class _CSRAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
-                edge_weight: Optional[Tensor], pat: _Pattern) -> Tensor:
-        score = pat.sddmm(q, k)  # (H, E)
+                edge_weight: Optional[Tensor], pat: _Pattern, ptr: Tensor,
+                src: Tensor) -> Tensor:
+        score = pat.sddmm(ptr, src, q, k)  # (H, E)
         if bias is not None:
             score.add_(bias.t())  # head-major bias (GLICAttention's layout): contiguous
-        p = pat.softmax_(score)
+        p = pat.softmax_(ptr, score)
         alpha = p if edge_weight is None else p * edge_weight.to(p.dtype).view(1, -1)
         out = pat.spmm(alpha, v)  # (N_dst, H, Dv)
         del alpha
         ctx.pat = pat
-        ctx.save_for_backward(q, k, v, p, edge_weight)
+        ctx.save_for_backward(q, k, v, p, edge_weight, ptr, src)
         ctx.bias_dtype = None if bias is None else bias.dtype
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        q, k, v, p, w = ctx.saved_tensors
+        q, k, v, p, w, ptr, src = ctx.saved_tensors
         pat = ctx.pat
-        need_q, need_k, need_v, need_b, need_w, _ = ctx.needs_input_grad
+        need_q, need_k, need_v, need_b, need_w = ctx.needs_input_grad[:5]
         go = grad_out.to(v.dtype)  # (N_dst, H, Dv)
         grad_q = grad_k = grad_v = grad_b = grad_w = None
+        if need_v or need_k:
+            t = pat.transpose(ptr, src)
         if need_v:
             alpha = p if w is None else p * w.to(p.dtype).view(1, -1)
-            grad_v = pat.spmm(alpha, go, transpose=True)
+            grad_v = pat.spmm(alpha, go, t)
             del alpha
         if need_q or need_k or need_b or need_w:
-            ds = pat.sddmm(go, v)  # (H, E): d alpha = <do_i, v_j>
+            ds = pat.sddmm(ptr, src, go, v)  # (H, E): d alpha = <do_i, v_j>
             if w is not None:
                 if need_w:
                     grad_w = (ds * p).sum(0).to(w.dtype)
                 ds.mul_(w.to(ds.dtype).view(1, -1))
             ds.mul_(p)  # softmax backward: ds = p (dp - sum_j p dp)
             if pat.E:
-                pat.rows(ds).sub_(pat.rows(p) * pat.spread(pat.reduce(ds, "sum")))
+                pat.rows(ds).sub_(pat.rows(p) * pat.spread(pat.reduce(ptr, ds, "sum")))
             if need_b:
                 grad_b = ds.t().to(ctx.bias_dtype)
             if need_q:
                 grad_q = pat.spmm(ds, k)
             if need_k:
-                grad_k = pat.spmm(ds, q, transpose=True)
-        return grad_q, grad_k, grad_v, grad_b, grad_w, None
+                grad_k = pat.spmm(ds, q, t)
+        return grad_q, grad_k, grad_v, grad_b, grad_w, None, None, None
 
 
 def csr_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
@@ -289,5 +309,7 @@ def csr_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor]
     if dtype not in _DTYPES:
         raise RuntimeError(f"csr_sparse_attention needs float32/float64 inputs, got {dtype}")
     pat = _pattern(ptr, src, num_dst, k.size(0))
-    out = _CSRAttention.apply(q.to(dtype), k.to(dtype), v.to(dtype), bias, edge_weight, pat)
+    ptr64, src64 = pat.indices(ptr, src)
+    out = _CSRAttention.apply(q.to(dtype), k.to(dtype), v.to(dtype), bias, edge_weight, pat,
+                              ptr64, src64)
     return out.to(v.dtype)

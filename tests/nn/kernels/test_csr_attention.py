@@ -154,3 +154,19 @@ def test_cache_accounting_and_clear():
     assert csr_mod.cached_pattern_bytes() > fwd
     csr_mod.clear_cache()
     assert csr_mod.cached_pattern_bytes() == 0
+
+
+def test_cache_lets_dropped_graphs_go():
+    import gc
+    import weakref
+    gen = torch.Generator().manual_seed(8)
+    csr_mod.clear_cache()
+    q, k, v, b, w, ptr, col = _inputs(gen, DEG, 11, 2, 4, 4, "cpu")
+    csr_sparse_attention(q, k, v, b, ptr, col, len(DEG), w).sum().backward()
+    ref = weakref.ref(ptr)
+    del ptr, col
+    gc.collect()
+    assert ref() is None, "the cache keeps the graph's ptr alive"
+    q2, k2, v2, b2, w2, ptr2, col2 = _inputs(gen, UNIFORM, 11, 2, 4, 4, "cpu")
+    csr_sparse_attention(q2, k2, v2, b2, ptr2, col2, len(UNIFORM), w2)
+    assert len(csr_mod._cache) == 1  # the dropped graph's entry is gone
