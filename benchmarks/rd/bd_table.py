@@ -5,7 +5,7 @@ r"""Recompute the BD-rate tables of an evaluation folder from its curves.
 ``RESULTS_DIR`` is what ``pyg-glic eval -o`` wrote: one JSON per measured curve
 (with its ``kind``) and ``results.json`` (with the reference curves). This
 rebuilds ``bd_rates.json``, ``bd_rates.md`` and the ``bd_rates`` of
-``results.json`` with :func:`pyg_glic.evaluation.runner.bd_tables` (so a folder
+``results.json`` with :func:`pyg_glic.evaluation.runner.bd_report` (so a folder
 measured before a change of the table, such as the head-to-head columns of two
 learned codecs, gets the current table without coding the images again).
 Nothing else is touched; each file is replaced atomically.
@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from pyg_glic.evaluation.report import bd_markdown, dumps
-from pyg_glic.evaluation.runner import bd_tables
+from pyg_glic.evaluation.report import dumps
+from pyg_glic.evaluation.runner import bd_report
 from pyg_glic.utils.image import atomic_write
 
 SKIP = {"results.json", "bd_rates.json", "training_budget.json"}
@@ -50,22 +50,17 @@ def main(argv=None) -> int:
         return 2
     curves = [by_name[n] for n in order]
     refs = results.get("references", [])
-    rows, anchors = bd_tables(curves, refs, method)
-    notes = [f"Measured on {len(results['images'])} images of {results['dataset']}; "
-             "reference curves are the published numbers on their own image sets "
-             "(Kodak references: all 24 images).",
-             f"Tables rebuilt by benchmarks/rd/bd_table.py from the curves measured on "
-             f"{results['date']}."]
-    bd_json = [{"codec": r["name"], "kind": r["kind"], "against": {
-        k: v.to_dict() for k, v in r["bd"].items()}} for r in rows]
+    where = f"{len(results['images'])} images of {results['dataset']}"
+    _, md, bd_json = bd_report(curves, refs, method, where, [
+        f"Tables rebuilt by benchmarks/rd/bd_table.py from the curves measured on "
+        f"{results['date']}."])
     results["bd_rates"] = bd_json
     results["bd_method"] = method
     atomic_write(a.results_dir / "bd_rates.json",
                  dumps({"method": method, "bd_rates": bd_json}).encode(), force=True)
-    atomic_write(a.results_dir / "bd_rates.md",
-                 bd_markdown(rows, anchors, method, notes).encode(), force=True)
+    atomic_write(a.results_dir / "bd_rates.md", md.encode(), force=True)
     atomic_write(res_path, dumps(results).encode(), force=True)
-    print(bd_markdown(rows, anchors, method, notes))
+    print(md)
     return 0
 
 

@@ -358,15 +358,7 @@ def evaluate(cfg: EvalConfig) -> Dict:
         r["name"] = f"{r['name']} (ref.)"
     _unique_names(references, "file")
     _unique_names(curves + references, "kind")
-    rows, anchor_names = bd_tables(curves, references, cfg.bd_method)
-    notes = [f"Measured on {where}; reference curves are the published numbers on their "
-             f"own image sets (Kodak references: all 24 images)."]
-    if any(c["name"].endswith(UNTRAINED) for c in curves):
-        notes.append("`+untrained` curves are randomly initialised models: their numbers "
-                     "only exercise the pipeline.")
-    md = bd_markdown(rows, anchor_names, cfg.bd_method, notes)
-    bd_json = [{"codec": r["name"], "kind": r["kind"], "against": {
-        a: res.to_dict() for a, res in r["bd"].items()}} for r in rows]
+    rows, md, bd_json = bd_report(curves, references, cfg.bd_method, where)
 
     # ---- write (to a temporary folder, then into place) ---------------------------
     from .. import __version__
@@ -428,6 +420,29 @@ def bd_tables(curves: List[Dict], references: List[Dict], method: str):
                                     method=method)
         rows.append({"name": t["name"], "kind": t["kind"], "bd": bd})
     return rows, [a["name"] for a in anchors]
+
+
+def bd_report(curves: List[Dict], references: List[Dict], method: str, where: str,
+              extra_notes: Sequence[str] = ()):
+    r"""The BD tables of an evaluation: ``(rows, markdown, json rows)``.
+
+    ``rows`` are :func:`bd_tables`' rows, ``markdown`` the table of
+    :func:`~pyg_glic.evaluation.report.bd_markdown` with the standard notes
+    (what was measured, ``where``; untrained curves) and ``extra_notes``, the
+    json rows ``{"codec", "kind", "against": {anchor: BDResult dict}}``.
+    """
+    from ..zoo import UNTRAINED
+
+    rows, anchor_names = bd_tables(curves, references, method)
+    notes = [f"Measured on {where}; reference curves are the published numbers on their "
+             f"own image sets (Kodak references: all 24 images)."]
+    if any(c["name"].endswith(UNTRAINED) for c in curves):
+        notes.append("`+untrained` curves are randomly initialised models: their numbers "
+                     "only exercise the pipeline.")
+    md = bd_markdown(rows, anchor_names, method, list(notes) + list(extra_notes))
+    bd_json = [{"codec": r["name"], "kind": r["kind"], "against": {
+        a: res.to_dict() for a, res in r["bd"].items()}} for r in rows]
+    return rows, md, bd_json
 
 
 def _commit(tmp: Path, out: Path) -> None:

@@ -34,7 +34,7 @@ from torch_geometric.utils import softmax
 
 __all__ = ["log_spaced", "compress_offsets", "edge_dot", "edge_spmm", "sparse_attention",
            "block_edge_slots", "blocked_attention", "CHUNK_ELEMENTS", "FUSED_ATTENTION",
-           "CSR_ATTENTION", "csr_max"]
+           "CSR_ATTENTION", "csr_max", "uniform_degree"]
 
 
 def log_spaced(offset: Tensor) -> Tensor:
@@ -481,7 +481,9 @@ def _target_chunks(ptr: Tensor, row_elements: int):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _uniform_degree(ptr: Tensor) -> int:
+def uniform_degree(ptr: Tensor) -> int:
+    r"""The degree every target of a CSR graph has, or 0 when degrees differ (or
+    there are no targets or no edges)."""
     n = ptr.numel() - 1
     if n == 0 or int(ptr[-1]) == 0:
         return 0
@@ -500,14 +502,13 @@ class _CSRMax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, ptr: Tensor, src: Tensor) -> Tensor:
         n, C = ptr.numel() - 1, x.size(1)
-        uniform = _uniform_degree(ptr)
+        uniform = uniform_degree(ptr)
         out = x.new_empty(n, C)
         for t0, t1 in _target_chunks(ptr, C):
             e0, e1 = int(ptr[t0]), int(ptr[t1])
             out[t0:t1] = _segment_max_chunk(x.index_select(0, src[e0:e1]), ptr[t0:t1 + 1],
                                             uniform)
         ctx.save_for_backward(x, ptr, src, out)
-        ctx.uniform = uniform
         return out
 
     @staticmethod

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..functional import uniform_degree
 from .triton_attention import csr_transpose
 
 __all__ = ["csr_sparse_attention", "csr_attention_available", "cached_pattern_bytes",
@@ -96,13 +97,12 @@ class _Pattern:
                             else torch.long)
         self.ptr_i = ptr64.to(self.index_dtype)
         self.src_i = src64.to(self.index_dtype)
-        deg = ptr64[1:] - ptr64[:-1]
         # every target with the same degree: the segments are the rows of a view
-        self.uniform = int(deg[0]) if num_dst and E and bool((deg == deg[0]).all()) else 0
+        self.uniform = uniform_degree(ptr64)
         # else the target of every edge, to spread per-target values to the edges
         self.dst = None if self.uniform else torch.repeat_interleave(
-            torch.arange(num_dst, device=src.device, dtype=self.index_dtype), deg,
-            output_size=E)
+            torch.arange(num_dst, device=src.device, dtype=self.index_dtype),
+            ptr64[1:] - ptr64[:-1], output_size=E)
         self._t = None
 
     def indices(self, ptr: Tensor, src: Tensor) -> Tuple[Tensor, Tensor]:
