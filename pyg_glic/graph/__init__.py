@@ -4,18 +4,22 @@ Every builder returns an :class:`ImageGraph` (edges sorted by target, CSR
 ``ptr``, ``(dy, dx)`` offsets, and, for the window / halo / global builders,
 the :class:`CandidateBlocks` the edges were selected from).
 
-=========================  ==================  ==========================  ============
-builder                    candidates          k-NN backends               ``blocks``
-=========================  ==================  ==========================  ============
-:func:`window_graph`       own window          torch, torch_cluster        yes
-:func:`halo_graph`         halo patch          torch, torch_cluster [1]_   yes
-:func:`global_graph`       pooled view         torch, torch_cluster        yes
-:func:`knn_graph`          whole image         torch, torch_cluster        no
-:class:`LearnableGraph`    any of the above    torch (threshold, no k-NN)  yes [2]_
-=========================  ==================  ==========================  ============
+=========================  ====================  ==========================  ============
+builder                    candidates            k-NN backends               ``blocks``
+=========================  ====================  ==========================  ============
+:func:`window_graph`       own window            torch, torch_cluster        yes
+:func:`halo_graph`         halo patch            torch, torch_cluster [1]_   yes
+:func:`global_graph`       pooled view or        torch, torch_cluster [3]_   yes
+                           strided lattice [4]_
+:func:`knn_graph`          whole image           torch, torch_cluster        no
+:class:`LearnableGraph`    any of the above      torch (threshold, no k-NN)  yes [2]_
+=========================  ====================  ==========================  ============
 
 .. [1] via one batch id per window over per-window copies of the patch.
 .. [2] except ``candidates="all"``.
+.. [3] strided: via one batch id per query set over per-set copies of its lattice.
+.. [4] ``candidates="strided"`` (GLIC's published layout): real nodes of a
+   ``grid x grid`` lattice, ``edge_attr`` in lattice steps.
 """
 from .base import CandidateBlocks, ImageGraph
 from .similarity import SIMILARITIES, pairwise_similarity

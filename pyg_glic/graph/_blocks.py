@@ -62,6 +62,39 @@ def dilated_groups(B: int, H: int, W: int, group: int, device=None) -> Tensor:
     return _ids(B, H, W, a + i.view(1, 1, group, 1) * sy, b + i.view(1, 1, 1, group) * sx)
 
 
+def strided_steps(H: int, W: int, grid: int, group: int) -> Tuple[int, int, int, int]:
+    r"""``(ty, tx, sy, sx)`` of the strided global layout: lattice strides
+    ``ty = ceil(H / grid)``, ``tx = ceil(W / grid)`` and query strides
+    ``sy = ty * (grid // group)``, ``sx = tx * (grid // group)``."""
+    ty, tx = math.ceil(H / grid), math.ceil(W / grid)
+    r = grid // group
+    return ty, tx, ty * r, tx * r
+
+
+def strided_blocks(B: int, H: int, W: int, grid: int, group: int, device=None
+                   ) -> Tuple[Tensor, Tensor]:
+    r"""GLIC's global query sets and their lattices of real nodes:
+    ``(query_index (nb, group**2), cand_index (nb, grid**2))``.
+
+    With :func:`strided_steps`, set ``(a, b)`` (``0 <= a < min(sy, H)``,
+    ``0 <= b < min(sx, W)``: the sets that hold a node) holds the nodes
+    ``(a + i * sy, b + j * sx)``, ``0 <= i, j < group``, i.e. those with
+    ``(y mod sy, x mod sx) == (a, b)``; its candidates are the lattice nodes
+    ``(a mod ty + i * ty, b mod tx + j * tx)``, ``0 <= i, j < grid``. Slots
+    outside the map are ``-1``. Needs ``grid % group == 0``; every query is a
+    candidate of its own set.
+    """
+    ty, tx, sy, sx = strided_steps(H, W, grid, group)
+    ny, nx = min(sy, H), min(sx, W)
+    a = torch.arange(ny, device=device).view(ny, 1, 1, 1)
+    b = torch.arange(nx, device=device).view(1, nx, 1, 1)
+    i = torch.arange(group, device=device)
+    qidx = _ids(B, H, W, a + i.view(1, 1, group, 1) * sy, b + i.view(1, 1, 1, group) * sx)
+    j = torch.arange(grid, device=device)
+    cidx = _ids(B, H, W, a % ty + j.view(1, 1, grid, 1) * ty, b % tx + j.view(1, 1, 1, grid) * tx)
+    return qidx, cidx
+
+
 def image_blocks(B: int, n: int, device=None) -> Tensor:
     r"""One block per image holding all its ``n`` nodes: ``(B, n)``."""
     return torch.arange(B * n, device=device).view(B, n)

@@ -47,7 +47,10 @@ class ImageGraph:
             the edges into target ``i`` are ``ptr[i]:ptr[i+1]``.
         edge_attr (Tensor): ``(E, 2)`` float relative offset ``(dy, dx)`` =
             position of the source minus position of the target, in pixels of
-            the (full-resolution) feature map.
+            the (full-resolution) feature map; for the strided global graph
+            (``global_graph(..., candidates="strided")``) in lattice steps, i.e.
+            divided by the lattice strides ``(ceil(H/grid), ceil(W/grid))``, so
+            that it keeps its meaning whatever the image size.
         num_src (int): number of source nodes.
         num_dst (int): number of target nodes.
         edge_weight (Tensor, optional): ``(E,)`` differentiable weights
@@ -56,7 +59,8 @@ class ImageGraph:
             builder has one.
         pos_src, pos_dst (Tensor, optional): ``(num_src, 2)`` / ``(num_dst, 2)``
             float positions ``(row, col)`` in full-resolution pixels, so that
-            ``edge_attr == pos_src[src] - pos_dst[dst]``; a pooled node sits at
+            ``edge_attr == pos_src[src] - pos_dst[dst]`` (divided by the lattice
+            strides for the strided global graph); a pooled node sits at
             the centre of the cell it averages.
     """
 

@@ -128,6 +128,46 @@ def dilated_group_of(y, x, H, W, group):
     return (y % sy) * sx + (x % sx)
 
 
+def strided_layout(H, W, grid, group):
+    r"""``(ty, tx, sy, sx)``: lattice and query strides of the strided global graph."""
+    ty, tx = math.ceil(H / grid), math.ceil(W / grid)
+    return ty, tx, ty * (grid // group), tx * (grid // group)
+
+
+def strided_set_of(y, x, H, W, grid, group):
+    r"""Query set ``(a, b)`` of node ``(y, x)``: its residues modulo the query strides."""
+    _, _, sy, sx = strided_layout(H, W, grid, group)
+    return y % sy, x % sx
+
+
+def strided_candidates(y, x, H, W, grid, group):
+    r"""The lattice nodes ``(a mod ty + i ty, b mod tx + j tx)`` inside the map."""
+    ty, tx, _, _ = strided_layout(H, W, grid, group)
+    a, b = strided_set_of(y, x, H, W, grid, group)
+    return [(a % ty + i * ty, b % tx + j * tx) for i in range(grid) for j in range(grid)
+            if a % ty + i * ty < H and b % tx + j * tx < W]
+
+
+def strided_ref(x, k, *, grid, group, degrees=None, similarity="cosine", pos_weight=0.0,
+                pos_scale=None):
+    r"""Strided global graph (GLIC's published layout), by loops. Per-node source lists."""
+    B, C, H, W = x.shape
+    scale = pos_scale or max(H, W)
+    xm = x.double().numpy()
+    out = []
+    for b in range(B):
+        for y in range(H):
+            for xx in range(W):
+                pc = strided_candidates(y, xx, H, W, grid, group)
+                cands = [b * H * W + r * W + c for r, c in pc]
+                feats = np.stack([xm[b, :, r, c] for r, c in pc])
+                sc = scores(xm[b, :, y, xx], feats, similarity, (y, xx), pc, pos_weight, scale)
+                node = b * H * W + y * W + xx
+                d = min(k, len(cands)) if degrees is None else degrees[node]
+                out.append(top(cands, sc, d))
+    return out
+
+
 def knn_ref(nodes, batch, k, dilation, similarity, pos=None, pos_weight=0.0, pos_scale=1.0,
             loop=True):
     out = []
@@ -186,8 +226,11 @@ def allocate_ref(score, groups, mean, k_min, k_max):
     return deg
 
 
-def check_invariants(g, B, H, W, *, src_per_image=None, src_pos=None):
-    r"""Container invariants, no cross-image edges, offsets from positions, blocks."""
+def check_invariants(g, B, H, W, *, src_per_image=None, src_pos=None, steps=(1, 1)):
+    r"""Container invariants, no cross-image edges, offsets from positions, blocks.
+
+    ``steps``: the unit of ``edge_attr`` in pixels per axis (the strided global
+    graph's lattice strides ``(ty, tx)``; pixels otherwise)."""
     g.validate()
     n = H * W
     assert g.num_dst == B * n
@@ -203,9 +246,10 @@ def check_invariants(g, B, H, W, *, src_per_image=None, src_pos=None):
     else:
         sp = torch.tensor(src_pos, dtype=torch.float64)[src % npi]
         sy, sx = sp[:, 0], sp[:, 1]
-    expect = torch.stack([sy - ty.double(), sx - tx.double()], 1)
+    expect = torch.stack([(sy - ty.double()) / steps[0], (sx - tx.double()) / steps[1]], 1)
     assert torch.equal(g.edge_attr.double(), expect)
-    assert torch.equal(g.edge_attr, g.pos_src[src] - g.pos_dst[dst])
+    unit = torch.tensor(steps, dtype=g.edge_attr.dtype)
+    assert torch.equal(g.edge_attr, (g.pos_src[src] - g.pos_dst[dst]) / unit)
     if g.blocks is not None:
         bl = g.blocks
         qi, ci, m = bl.query_index, bl.cand_index, bl.mask

@@ -27,8 +27,10 @@ class GLICAttention(MessagePassing):
     .. math::
         \alpha_{ji,h} &= \operatorname{softmax}_{j \in \mathcal{N}(i)} \Big(
             \tau_h \cos\big(\mathbf{W}^Q_h \mathbf{x}_i, \mathbf{W}^K_h \mathbf{x}_j\big)
-            + \mathrm{MLP}_h\big(\mathrm{sign}(\boldsymbol{\delta}_{ji})
-            \log(1 + |\boldsymbol{\delta}_{ji}|)\big) \Big)
+            + b_h(\boldsymbol{\delta}_{ji}) \Big)
+
+        b_h(\boldsymbol{\delta}) &= \mathrm{MLP}_h\big(\mathrm{sign}(\boldsymbol{\delta})
+            \log(1 + |\boldsymbol{\delta}|)\big)
 
         \mathbf{x}^{\prime}_i &= \mathbf{W}^O \Big\Vert_{h=1}^{H}
             \sum_{j \in \mathcal{N}(i)} \alpha_{ji,h} \mathbf{W}^V_h \mathbf{x}_j
@@ -36,12 +38,15 @@ class GLICAttention(MessagePassing):
 
     where :math:`\boldsymbol{\delta}_{ji}` (``edge_attr``) is the position of
     the source minus the position of the target, the MLP is
-    :math:`2 \rightarrow` ``pos_hidden`` :math:`\rightarrow H` with ReLU, and
+    :math:`2 \rightarrow` ``pos_hidden`` :math:`\rightarrow H` with ReLU
+    (with ``pos_bound`` :math:`\beta` the bias is bounded,
+    :math:`b_h = \beta\,\sigma(\mathrm{MLP}_h(\cdot)) \in (0, \beta)`; GLIC's
+    published model: ``pos_hidden=512``, ``pos_bound=16``), and
     :math:`\tau_h = \exp(\min(s_h, \log \tau_{\max}))` with :math:`s_h`
     learnable, initialised to :math:`\log \tau_0`. The query comes from the
     target, key and value from the source, so a bipartite input
-    ``x = (x_src, x_dst)`` (GLIC's global graph: pooled sources, full-resolution
-    targets) works like PyG's ``PairTensor``.
+    ``x = (x_src, x_dst)`` (the pooled global graph: pooled sources,
+    full-resolution targets) works like PyG's ``PairTensor``.
 
     A node without incoming edges gets the zero vector before the output
     projection, i.e. :math:`\mathbf{x}^{\prime}_i = \mathbf{b}^O`; an empty
@@ -64,6 +69,9 @@ class GLICAttention(MessagePassing):
             ``out_channels``. (default: :obj:`8`)
         pos_hidden (int, optional): Hidden width of the relative-position MLP;
             ``0`` disables the position bias. (default: :obj:`64`)
+        pos_bound (float, optional): If set, the position bias is
+            ``pos_bound * sigmoid(MLP(...))`` (GLIC's published code: ``16``);
+            ``None``: the unbounded MLP output. (default: :obj:`None`)
         init_scale (float, optional): Initial logit scale :math:`\tau_0`.
             (default: :obj:`10.0`)
         max_scale (float, optional): Cap :math:`\tau_{\max}` of the logit
@@ -101,7 +109,7 @@ class GLICAttention(MessagePassing):
     def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
                  heads: int = 8, pos_hidden: int = 64, init_scale: float = 10.0,
                  max_scale: float = 100.0, bias: bool = True, impl: str = "gather",
-                 execution: str = "auto", **kwargs):
+                 execution: str = "auto", pos_bound: Optional[float] = None, **kwargs):
         super().__init__(aggr='add', node_dim=0, **kwargs)
         if out_channels % heads != 0:
             raise ValueError(f"heads ({heads}) must divide out_channels ({out_channels})")
@@ -111,11 +119,16 @@ class GLICAttention(MessagePassing):
             raise ValueError(f"execution must be one of {_policy.EXECUTIONS}, got {execution!r}")
         if not 0 < init_scale <= max_scale:
             raise ValueError(f"need 0 < init_scale <= max_scale, got {init_scale}, {max_scale}")
+        if pos_bound is not None and not (isinstance(pos_bound, (int, float))
+                                          and not isinstance(pos_bound, bool)
+                                          and math.isfinite(pos_bound) and pos_bound > 0):
+            raise ValueError(f"pos_bound must be a positive number or None, got {pos_bound!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.heads = heads
         self.head_dim = out_channels // heads
         self.pos_hidden = pos_hidden
+        self.pos_bound = None if pos_bound is None else float(pos_bound)
         self.init_scale = init_scale
         self.max_scale = max_scale
         self.impl = impl
@@ -129,7 +142,8 @@ class GLICAttention(MessagePassing):
         self.lin_out = Linear(out_channels, out_channels, bias=bias)
         self.logit_scale = torch.nn.Parameter(torch.empty(heads))
         if pos_hidden > 0:
-            # The last layer has no bias: a per-head constant cancels in the softmax.
+            # The last layer has no bias: a per-head constant cancels in the softmax
+            # (with pos_bound it would shift the sigmoid; the published MLP has none either).
             self.pos_mlp = torch.nn.Sequential(
                 torch.nn.Linear(2, pos_hidden), torch.nn.ReLU(inplace=True),
                 torch.nn.Linear(pos_hidden, heads, bias=False))
@@ -167,11 +181,15 @@ class GLICAttention(MessagePassing):
         return q, k, v
 
     def position_bias(self, offset: Tensor) -> Optional[Tensor]:
-        r"""Relative-position bias ``(..., H)`` of offsets ``(..., 2)`` (source minus target)."""
+        r"""Relative-position bias ``(..., H)`` of offsets ``(..., 2)`` (source minus target):
+        the MLP's output, or ``pos_bound * sigmoid`` of it."""
         if self.pos_mlp is None:
             return None
         w = self.pos_mlp[0].weight
-        return self.pos_mlp(log_spaced(offset.to(w.dtype)))
+        bias = self.pos_mlp(log_spaced(offset.to(w.dtype)))
+        if self.pos_bound is not None:
+            bias = torch.sigmoid(bias) * self.pos_bound
+        return bias
 
     # -- forward ------------------------------------------------------------------
     def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj,

@@ -64,16 +64,24 @@ def dense_glic_attention(layer: GLICAttention, x: Union[Tensor, PairTensor],
 
     .. math::
         \mathbf{S}_h = \tau_h\, \hat{\mathbf{Q}}_h \hat{\mathbf{K}}_h^{\top}
-            + \mathrm{MLP}_h\big(\mathrm{sign}(\boldsymbol{\Delta})
-            \log(1 + |\boldsymbol{\Delta}|)\big),
+            + \mathbf{B}_h,
         \qquad
         \mathbf{O}_h = \operatorname{softmax}\big(\mathbf{S}_h
             \text{ masked to the edges}\big)\, \mathbf{V}_h
 
-    with :math:`\boldsymbol{\Delta}_{qc} = \mathrm{pos\_src}[c] - \mathrm{pos\_dst}[q]`,
+    with :math:`\mathbf{B}_h = \mathrm{MLP}_h\big(\mathrm{sign}(\boldsymbol{\Delta})
+    \log(1 + |\boldsymbol{\Delta}|)\big)` (times a sigmoid and ``pos_bound``
+    when the layer has one: :math:`\beta\,\sigma(\mathrm{MLP}_h(\cdot))`) and
+    :math:`\boldsymbol{\Delta}_{qc} = \mathrm{pos\_src}[c] - \mathrm{pos\_dst}[q]`,
     then the output projection on :math:`\Vert_h \mathbf{O}_h`. A node that is
     the query of no block, or has no edge in its block, gets the projection's
     bias.
+
+    The offsets must be in the unit of the graph's ``edge_attr``: pixels for
+    the halo and pooled global graphs; for the strided global graph
+    (``global_graph(..., candidates="strided")``, offsets in lattice steps)
+    pass the positions divided by the lattice strides
+    ``(ceil(H / grid), ceil(W / grid))``.
 
     Args:
         layer (GLICAttention): the sparse layer whose parameters are used.
@@ -82,7 +90,8 @@ def dense_glic_attention(layer: GLICAttention, x: Union[Tensor, PairTensor],
         blocks (CandidateBlocks): ``query_index (nb, Q)``, ``cand_index
             (nb, K)`` (``-1`` padding) and ``mask (nb, Q, K)``; a node may be
             the query of at most one block.
-        pos_src, pos_dst (Tensor): ``(N_src, 2)`` / ``(N_dst, 2)`` positions.
+        pos_src, pos_dst (Tensor): ``(N_src, 2)`` / ``(N_dst, 2)`` positions
+            (in the unit of the graph's offsets, see above).
         additive_mask (float, optional): ``-100`` reproduces the published
             masking (then the result is close to, not equal to, the sparse one).
 
@@ -106,8 +115,13 @@ def dense_glic_attention(layer: GLICAttention, x: Union[Tensor, PairTensor],
     vb = v[cs].permute(0, 2, 1, 3)
     bias = None
     if layer.pos_mlp is not None:
+        # the bias written out from the layer's parameters (not layer.position_bias)
         rel = pos_src[cs].unsqueeze(1) - pos_dst[qs].unsqueeze(2)  # (nb, Q, K, 2)
-        bias = layer.position_bias(rel).permute(0, 3, 1, 2)       # (nb, H, Q, K)
+        rel = rel.to(layer.pos_mlp[0].weight.dtype)
+        bias = layer.pos_mlp(torch.sign(rel) * torch.log1p(rel.abs()))  # (nb, Q, K, H)
+        if layer.pos_bound is not None:
+            bias = layer.pos_bound * torch.sigmoid(bias)
+        bias = bias.permute(0, 3, 1, 2)                            # (nb, H, Q, K)
     mask = blocks.mask & valid_q.unsqueeze(2) & valid_c.unsqueeze(1)
     ob = dense_attention_blocks(qb, kb, vb, bias, mask, additive_mask)  # (nb, H, Q, D)
     ob = ob.permute(0, 2, 1, 3)[valid_q]  # (n_valid, H, D)

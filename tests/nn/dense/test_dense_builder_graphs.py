@@ -1,4 +1,6 @@
 r"""Sparse layers against their dense references on the graphs of pyg_glic.graph's builders."""
+import math
+
 import pytest
 import torch
 
@@ -12,16 +14,29 @@ if not hasattr(graph, 'halo_graph'):
     pytest.skip('pyg_glic.graph builders not available', allow_module_level=True)
 
 
-@pytest.mark.parametrize('scope', ['local', 'global'])
+@pytest.mark.parametrize('scope', ['local', 'global', 'strided'])
 @pytest.mark.parametrize('adaptive', [False, True])
-def test_glic_attention_equals_dense_on_builder_graphs(scope, adaptive):
+@pytest.mark.parametrize('pos_bound', [None, 16.0])
+def test_glic_attention_equals_dense_on_builder_graphs(scope, adaptive, pos_bound):
     torch.manual_seed(0)
     B, C, H, W = 2, 8, 8, 12
     x = torch.randn(B, C, H, W, dtype=torch.float64)
+    pos_src = pos_dst = None
     if scope == 'local':
         g = graph.halo_graph(x, 8, window=4, halo=2, adaptive=adaptive)
         src = dst = map_to_nodes(x)[0].clone().requires_grad_()
         inp, inputs = dst, [dst]
+    elif scope == 'strided':
+        # 11x13: ragged lattices (ty = tx = 3 for grid 4) with padded candidates
+        H, W = 11, 13
+        x = torch.randn(B, C, H, W, dtype=torch.float64)
+        g = graph.global_graph(x, 6, grid=4, group=2, adaptive=adaptive,
+                               candidates='strided')
+        assert bool((g.blocks.cand_index < 0).any())
+        src = dst = map_to_nodes(x)[0].clone().requires_grad_()
+        inp, inputs = dst, [dst]
+        unit = torch.tensor([math.ceil(H / 4), math.ceil(W / 4)], dtype=torch.float64)
+        pos_src, pos_dst = g.pos_src / unit, g.pos_dst / unit  # offsets in lattice steps
     else:
         g = graph.global_graph(x, 6, grid=4, group=4, adaptive=adaptive)
         src = map_to_nodes(graph.pool_map(x, grid=4))[0].clone().requires_grad_()
@@ -30,9 +45,11 @@ def test_glic_attention_equals_dense_on_builder_graphs(scope, adaptive):
     assert g.blocks is not None
     if adaptive:
         assert int(g.degree.min()) < int(g.degree.max())
-    layer = GLICAttention(C, C, heads=2, pos_hidden=8).double()
+    if pos_src is None:
+        pos_src, pos_dst = g.pos_src, g.pos_dst
+    layer = GLICAttention(C, C, heads=2, pos_hidden=8, pos_bound=pos_bound).double()
     out = layer(inp, g.edge_index, g.edge_attr, ptr=g.ptr)
-    ref = dense_glic_attention(layer, inp, g.blocks, g.pos_src, g.pos_dst)
+    ref = dense_glic_attention(layer, inp, g.blocks, pos_src, pos_dst)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
     cot = torch.randn_like(out)
     params = list(layer.parameters())
