@@ -1,131 +1,158 @@
 r"""GLIC: graph-based learned image compression on CompressAI.
 
-The latent coding is CompressAI's ELIC (``Elic2022Official``): uneven channel
-groups, a two-pass checkerboard spatial context plus a channel context, a
-hyperprior with a factorized entropy bottleneck, a Gaussian conditional with
-mean and scale, CompressAI's range-ANS coder. The analysis and synthesis
+The model is composed the way CompressAI composes ``Elic2022Official``: an
+analysis transform ``g_a``, a synthesis transform ``g_s`` and one latent codec
+built from CompressAI's latent codecs (a hyperprior over uneven channel groups,
+each coded with a two-pass checkerboard spatial context plus a channel context
+from the groups already decoded; a factorized entropy bottleneck for ``z``; a
+Gaussian conditional with mean and scale; CompressAI's range-ANS coder). The
 transforms are graph networks: a GLIC graph stage (:class:`pyg_glic.nn.blocks.GLICStage`)
-at H/4 and at H/8 in each.
+at H/4 and at H/8 in each, and, as in the published model, a linear wavelet side
+branch (AuxT, :mod:`pyg_glic.nn.wavelet`) whose outputs are added to the main
+branch at every scale.
 
 .. code-block:: none
 
-    g_a:  x ─ conv↓2 (3→C1) ─ conv blocks ─ conv↓2 (C1→N) ─ graph stage ─
-              conv↓2 (N→N) ─ graph stage ─ conv↓2 (N→M) ─ y          (H/16)
-    g_s:  ŷ ─ subpel↑2 (M→N) ─ graph stage ─ subpel↑2 (N→N) ─ graph stage ─
-              subpel↑2 (N→C1) ─ conv blocks ─ subpel↑2 (C1→3) ─ x̂
+    g_a:  x ─ conv↓2 (3→C1) ─ conv blocks ─(+w1)─ conv↓2 (C1→N) ─ graph stage ─(+w2)─
+              conv↓2 (N→N) ─ graph stage ─(+w3)─ conv↓2 (N→M) ─(+w4)─ y        (H/16)
+          x ─ WLS (3→C1) ─ WLS (C1→N) ─ WLS (N→N) ─ WLS (N→M)  : w1 .. w4 (wavelet branch)
+
+    g_s:  ŷ ─ subpel↑2 (M→N) ─ graph stage ─(+v1)─ subpel↑2 (N→N) ─ graph stage ─(+v2)─
+              subpel↑2 (N→C1) ─ conv blocks ─(+v3)─ subpel↑2 (C1→3) ─(+v4)─ x̂
+          ŷ ─ iWLS (M→N) ─ iWLS (N→N) ─ iWLS (N→C1) ─ iWLS (C1→3) : v1 .. v4
+
+With ``levels`` the model is variable-rate (Cui et al., CVPR 2021, "Asymmetric
+Gained Deep Image Compression With Continuous Rate Adaptation", as CompressAI's
+``GainHyperpriorLatentCodec``): per level ``l`` learned channel gains scale the
+latent before coding and back after it, ``y_q = Q(g_a(x) * γ_l)``,
+``ŷ = y_q * γ'_l``, and the same for the hyper-latent ``z``; any quality between
+two levels interpolates the gains geometrically, so one weight file serves every
+rate (``quality`` is a float in ``[1, levels]``).
 
 The file reads top-down: blocks, transforms, the model, the configuration
 table, factories.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from compressai.latent_codecs import GainHyperLatentCodec, GainHyperpriorLatentCodec
 from compressai.layers import subpel_conv3x3
-from compressai.models import Elic2022Official
+from compressai.models import CompressionModel
 from compressai.models.utils import conv
 from compressai.registry import register_model
 from torch import Tensor, nn
 
 from ..nn.blocks import GLICStage
+from ..nn.wavelet import WaveletAnalysis, WaveletSynthesis, orthogonality_loss
+from ._entropy import GatedBlock, latent_codec
 
 # --------------------------------------------------------------------------- blocks
 
 
-class ConvBlock(nn.Module):
-    r"""GLIC's convolutional block at H/2.
+def _stage(channels: int, cfg: Dict, expansion: float) -> nn.Module:
+    attn = dict(pos_hidden=cfg["pos_hidden"])
+    if cfg["pos_bound"] is not None:
+        attn["pos_bound"] = cfg["pos_bound"]
+    return GLICStage(channels, depth=cfg["depth"], heads=cfg["heads"], k=cfg["mean_degree"],
+                     window=cfg["window"], halo=cfg["halo"], grid=cfg["grid"],
+                     group=cfg["group"], adaptive=cfg["adaptive"], ffn_expansion=expansion,
+                     global_candidates=cfg["global_candidates"], scopes=cfg["scopes"],
+                     ffn_bias=False, attn_kwargs=attn)
 
-    .. math::
-        h = x + \mathrm{conv}_{1\times1}(\mathrm{dw}_{5\times5}(
-            \mathrm{LeakyReLU}(\mathrm{conv}_{1\times1}(x))))
 
-        y = h + \mathrm{conv}_{1\times1}(\mathrm{GELU}(a) \odot b), \quad
-            [a, b] = \mathrm{conv}_{1\times1}(\mathrm{LN}(h))
-
-    Args:
-        channels (int): width.
-        expansion (int): gated FFN expansion (default 4).
-
-    Shapes:
-        - **input / output:** ``(B, C, H, W)``
-    """
-
-    def __init__(self, channels: int, expansion: int = 4):
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(channels, channels, 1), nn.LeakyReLU(inplace=True),
-            nn.Conv2d(channels, channels, 5, padding=2, groups=channels),
-            nn.Conv2d(channels, channels, 1))
-        self.norm = nn.LayerNorm(channels)
-        hidden = channels * expansion
-        self.ffn_in = nn.Conv2d(channels, 2 * hidden, 1)
-        self.ffn_out = nn.Conv2d(hidden, channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = x + self.conv(x)
-        n = self.norm(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        a, b = self.ffn_in(n).chunk(2, dim=1)
-        return h + self.ffn_out(F.gelu(a) * b)
+def _conv_blocks(channels: int, n: int) -> nn.Sequential:
+    # GLIC's convolutional blocks at H/2 (the published GatedTransformCNN).
+    return nn.Sequential(*[GatedBlock(channels, channels, expansion=4) for _ in range(n)])
 
 
 # --------------------------------------------------------------------- transforms
 
 
-def _stage(channels: int, cfg: Dict) -> nn.Module:
-    return GLICStage(channels, depth=cfg["depth"], heads=cfg["heads"], k=cfg["mean_degree"],
-                     window=cfg["window"], halo=cfg["halo"], grid=cfg["grid"],
-                     adaptive=cfg["adaptive"], ffn_expansion=cfg["ffn_expansion"])
+class AnalysisTransform(nn.Module):
+    r"""GLIC's ``g_a``: ``(B, 3, H, W)`` -> ``(B, M, H/16, W/16)``.
+
+    Four stride-2 3x3 convolutions; conv blocks after the first, a graph stage
+    after the second and the third; with ``wavelet=True`` the wavelet branch's
+    output of each scale is added after that scale's blocks (as the published
+    code does). ``H`` and ``W`` must be multiples of 16 (:class:`GLIC` pads).
+    """
+
+    def __init__(self, C1: int, N: int, M: int, cfg: Dict):
+        super().__init__()
+        e4, e8 = cfg["ffn_expansion"]
+        self.down0 = conv(3, C1, kernel_size=3, stride=2)
+        self.blocks0 = _conv_blocks(C1, cfg["conv_blocks"])
+        self.down1 = conv(C1, N, kernel_size=3, stride=2)
+        self.stage1 = _stage(N, cfg, e4)
+        self.down2 = conv(N, N, kernel_size=3, stride=2)
+        self.stage2 = _stage(N, cfg, e8)
+        self.down3 = conv(N, M, kernel_size=3, stride=2)
+        self.wavelet = WaveletAnalysis((3, C1, N, N, M)) if cfg["wavelet"] else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.wavelet(x) if self.wavelet is not None else [None] * 4
+        h = self.blocks0(self.down0(x))
+        for i, step in enumerate((lambda t: self.stage1(self.down1(t)),
+                                  lambda t: self.stage2(self.down2(t)),
+                                  self.down3)):
+            if w[i] is not None:
+                h = h + w[i]
+            h = step(h)
+        return h if w[3] is None else h + w[3]
 
 
-def analysis_transform(C1: int, N: int, M: int, cfg: Dict) -> nn.Sequential:
-    r"""``g_a``: ``(B, 3, H, W)`` -> ``(B, M, H/16, W/16)``."""
-    return nn.Sequential(
-        conv(3, C1, kernel_size=5, stride=2),
-        *[ConvBlock(C1) for _ in range(cfg["conv_blocks"])],
-        conv(C1, N, kernel_size=3, stride=2),
-        _stage(N, cfg),
-        conv(N, N, kernel_size=3, stride=2),
-        _stage(N, cfg),
-        conv(N, M, kernel_size=3, stride=2),
-    )
+class SynthesisTransform(nn.Module):
+    r"""GLIC's ``g_s``: ``(B, M, h, w)`` -> ``(B, 3, 16h, 16w)`` by sub-pixel upsampling,
+    mirroring :class:`AnalysisTransform` (graph stages at H/8 and H/4, conv blocks
+    at H/2, the inverse wavelet branch added after each scale)."""
 
+    def __init__(self, C1: int, N: int, M: int, cfg: Dict):
+        super().__init__()
+        e4, e8 = cfg["ffn_expansion"]
+        self.up0 = subpel_conv3x3(M, N, 2)
+        self.stage0 = _stage(N, cfg, e8)
+        self.up1 = subpel_conv3x3(N, N, 2)
+        self.stage1 = _stage(N, cfg, e4)
+        self.up2 = subpel_conv3x3(N, C1, 2)
+        self.blocks2 = _conv_blocks(C1, cfg["conv_blocks"])
+        self.up3 = subpel_conv3x3(C1, 3, 2)
+        self.wavelet = WaveletSynthesis((M, N, N, C1, 3)) if cfg["wavelet"] else None
 
-def synthesis_transform(C1: int, N: int, M: int, cfg: Dict) -> nn.Sequential:
-    r"""``g_s``: ``(B, M, H/16, W/16)`` -> ``(B, 3, H, W)`` by sub-pixel upsampling."""
-    return nn.Sequential(
-        subpel_conv3x3(M, N, 2),
-        _stage(N, cfg),
-        subpel_conv3x3(N, N, 2),
-        _stage(N, cfg),
-        subpel_conv3x3(N, C1, 2),
-        *[ConvBlock(C1) for _ in range(cfg["conv_blocks"])],
-        subpel_conv3x3(C1, 3, 2),
-    )
+    def forward(self, y: Tensor) -> Tensor:
+        w = self.wavelet(y) if self.wavelet is not None else [None] * 4
+        h = y
+        for i, step in enumerate((lambda t: self.stage0(self.up0(t)),
+                                  lambda t: self.stage1(self.up1(t)),
+                                  lambda t: self.blocks2(self.up2(t)),
+                                  self.up3)):
+            h = step(h)
+            if w[i] is not None:
+                h = h + w[i]
+        return h
 
 
 # -------------------------------------------------------------------------- model
 
-def channel_context(in_ch: int, out_ch: int, width: Sequence[int], kernel: int) -> nn.Sequential:
-    r"""ELIC's channel-context network (conv, ReLU, conv, ReLU, conv) at given widths."""
-    w1, w2 = (int(w) for w in width)
-    pad = kernel // 2
-    return nn.Sequential(nn.Conv2d(in_ch, w1, kernel, padding=pad), nn.ReLU(inplace=True),
-                         nn.Conv2d(w1, w2, kernel, padding=pad), nn.ReLU(inplace=True),
-                         nn.Conv2d(w2, out_ch, kernel, padding=pad))
+QualityLike = Union[int, float, Tensor, None]
 
 
 @register_model("glic")
-class GLIC(Elic2022Official):
+class GLIC(CompressionModel):
     r"""GLIC codec: ELIC's latent coding with graph-network transforms.
 
     Keeps CompressAI's contract: ``forward(x) -> {"x_hat", "likelihoods"}``,
     ``compress(x) -> {"strings", "shape"}``, ``decompress(strings, shape) ->
-    {"x_hat"}``, ``update()`` before coding, ``aux_loss()``, ``from_state_dict``.
-    Any image size is accepted: inputs are padded (replicate) to a multiple of
-    64 inside and the output cropped back, so ``shape`` is the original
-    ``(H, W)``.
+    {"x_hat"}``, ``update()`` before coding, ``aux_loss()``, ``from_state_dict``;
+    ``g_a``, ``g_s``, ``h_a``, ``h_s`` and ``latent_codec`` as attributes. Any
+    image size is accepted: inputs are padded (replicate) to a multiple of 64
+    inside and the output cropped back, so ``shape`` is the original ``(H, W)``.
+
+    A variable-rate model (``levels``) takes ``quality`` (a float in ``[1, levels]``,
+    default :attr:`quality`) in ``forward``, ``compress`` and ``decompress``.
 
     Args:
         N (int): width of the graph stages and the hyperprior (default 192).
@@ -133,15 +160,27 @@ class GLIC(Elic2022Official):
         C1 (int): width at H/2 (default 128).
         groups (list[int], optional): latent channel groups; default ELIC's
             ``[16, 16, 32, 64, M - 128]``.
-        depth, heads, window, halo, grid, mean_degree, adaptive, ffn_expansion:
-            graph stage settings (:class:`pyg_glic.nn.blocks.GLICStage`; ``mean_degree``
-            is its ``k``).
+        depth, heads, window, halo, grid, group, mean_degree, adaptive:
+            graph stage settings (:class:`pyg_glic.nn.blocks.GLICStage`;
+            ``mean_degree`` is its ``k``).
+        ffn_expansion (float or pair): gated FFN expansion of the graph stages,
+            one for both or ``(H/4, H/8)`` (published: ``(4, 2)``).
+        global_candidates (str): ``"strided"`` (published: real nodes on a
+            16x16 lattice) or ``"pooled"`` (cell means of a 16x16 pooled view).
+        scopes (str): ``"dual"`` (local and global layers alternate, published),
+            ``"local"`` or ``"global"`` (ablations).
+        pos_hidden (int): hidden width of the attention's position MLP
+            (published 512).
+        pos_bound (float, optional): bound the position bias to ``[0, pos_bound]``
+            with ``pos_bound * sigmoid`` (published 16).
+        wavelet (bool): the wavelet side branch (published: on).
         conv_blocks (int): conv blocks at H/2 in each transform (default 3).
-        context_width (tuple, optional): hidden widths of the channel-context
-            networks (ELIC's :math:`g_{ch}`); default ELIC's ``(224, 128)``.
-        context_kernel (int): their kernel size (default ELIC's 5). The
-            channel contexts hold most of ELIC's latent-coder parameters;
-            ``glic-lite`` narrows them to keep its weight files small.
+        entropy (str): ``"gated"`` (GLIC's gated-block entropy networks) or
+            ``"elic"`` (ELIC's light convolutional ones).
+        context_width (tuple, optional), context_kernel (int): hidden widths and
+            kernel of ELIC's channel-context networks (``entropy="elic"``).
+        levels (int, optional): number of trained rate levels of a
+            variable-rate model; ``None`` for a fixed-rate model.
         config (str, optional): name recorded in files (set by the factory).
     """
 
@@ -149,28 +188,105 @@ class GLIC(Elic2022Official):
 
     def __init__(self, N: int = 192, M: int = 320, C1: int = 128,
                  groups: Optional[Sequence[int]] = None, *, depth: int = 5, heads: int = 8,
-                 window: int = 8, halo: int = 4, grid: int = 16, mean_degree: int = 64,
-                 adaptive: bool = True, ffn_expansion: float = 4.0, conv_blocks: int = 3,
+                 window: int = 8, halo: int = 4, grid: int = 16, group: int = 8,
+                 mean_degree: int = 64, adaptive: bool = True,
+                 ffn_expansion: Union[float, Sequence[float]] = (4.0, 2.0),
+                 global_candidates: str = "strided", scopes: str = "dual",
+                 pos_hidden: int = 512, pos_bound: Optional[float] = 16.0,
+                 wavelet: bool = True, conv_blocks: int = 3, entropy: str = "gated",
                  context_width: Optional[Sequence[int]] = None, context_kernel: int = 5,
-                 config: Optional[str] = None):
-        super().__init__(N=N, M=M, groups=list(groups) if groups is not None else None)
-        cfg = dict(depth=depth, heads=heads, window=window, halo=halo, grid=grid,
-                   mean_degree=mean_degree, adaptive=adaptive, ffn_expansion=ffn_expansion,
-                   conv_blocks=conv_blocks)
+                 levels: Optional[int] = None, config: Optional[str] = None):
+        super().__init__()
+        groups = list(groups) if groups is not None else [16, 16, 32, 64, M - 128]
+        if sum(groups) != M or min(groups) < 1:
+            raise ValueError(f"groups {groups} must be positive and sum to M={M}")
+        if isinstance(ffn_expansion, (int, float)):
+            ffn_expansion = (float(ffn_expansion), float(ffn_expansion))
+        ffn_expansion = tuple(float(e) for e in ffn_expansion)
+        if len(ffn_expansion) != 2:
+            raise ValueError(f"ffn_expansion is one value or (H/4, H/8), got {ffn_expansion}")
+        if levels is not None and (isinstance(levels, bool) or int(levels) != levels
+                                   or levels < 2):
+            raise ValueError(f"levels must be an integer >= 2 (or None), got {levels!r}")
         width = tuple(context_width) if context_width is not None else (224, 128)
-        if len(width) != 2 or context_kernel < 1 or context_kernel % 2 == 0:
-            raise ValueError(f"context_width must be two widths and context_kernel an odd "
-                             f"size, got {context_width!r} and {context_kernel}")
-        if width != (224, 128) or context_kernel != 5:
-            self.latent_codec["y"].channel_context = nn.ModuleDict({
-                f"y{k}": channel_context(sum(self.groups[:k]), self.groups[k] * 2, width,
-                                         context_kernel)
-                for k in range(1, len(self.groups))})
-        self.hparams = dict(N=N, M=M, C1=C1, groups=list(self.groups), **cfg,
-                            context_width=list(width), context_kernel=context_kernel)
+        cfg = dict(depth=depth, heads=heads, window=window, halo=halo, grid=grid, group=group,
+                   mean_degree=mean_degree, adaptive=adaptive, ffn_expansion=ffn_expansion,
+                   global_candidates=global_candidates, scopes=scopes, pos_hidden=pos_hidden,
+                   pos_bound=pos_bound, wavelet=wavelet, conv_blocks=conv_blocks)
+        self.groups = groups
+        self.levels = int(levels) if levels is not None else None
+        self.hparams = dict(N=N, M=M, C1=C1, groups=list(groups),
+                            **dict(cfg, ffn_expansion=list(ffn_expansion)), entropy=entropy,
+                            context_width=list(width), context_kernel=context_kernel,
+                            levels=self.levels)
         self.config = config
-        self.g_a = analysis_transform(C1, N, M, cfg)
-        self.g_s = synthesis_transform(C1, N, M, cfg)
+        #: The quality a variable-rate model codes at when none is given.
+        self.quality = float(min(3, self.levels)) if self.levels else None
+
+        self.g_a = AnalysisTransform(C1, N, M, cfg)
+        self.g_s = SynthesisTransform(C1, N, M, cfg)
+        codec = latent_codec(entropy, N, M, groups, context_width=width,
+                             context_kernel=context_kernel).latent_codec
+        if self.levels is None:
+            self.latent_codec = codec
+        else:
+            # The same modules (no new random draws), in CompressAI's gain codecs.
+            hyper = codec["hyper"]
+            self.latent_codec = GainHyperpriorLatentCodec(latent_codec={
+                "y": codec["y"],
+                "hyper": GainHyperLatentCodec(entropy_bottleneck=hyper.entropy_bottleneck,
+                                              h_a=hyper.h_a, h_s=hyper.h_s)})
+            # Log-gains per level and channel. The latent gains start a factor
+            # sqrt(2) apart per level (each lambda is about twice the previous),
+            # so the levels code at different rates from the first step.
+            L = self.levels
+            start = torch.linspace(-0.5, 0.5, L) * math.log(2.0) * (L - 1) / 2
+            self.y_gain = nn.Parameter(start.view(L, 1).repeat(1, M))
+            self.y_gain_inv = nn.Parameter(-start.view(L, 1).repeat(1, M))
+            self.z_gain = nn.Parameter(torch.zeros(L, N))
+            self.z_gain_inv = nn.Parameter(torch.zeros(L, N))
+
+    # -- CompressAI's names for the hyperprior transforms -------------------------
+    @property
+    def h_a(self) -> nn.Module:
+        return self.latent_codec["hyper"].h_a
+
+    @property
+    def h_s(self) -> nn.Module:
+        return self.latent_codec["hyper"].h_s
+
+    # -- variable rate --------------------------------------------------------------
+    def gains(self, quality: QualityLike = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        r"""``(y_gain, z_gain, y_gain_inv, z_gain_inv)`` for ``quality``, each
+        ``(B or 1, C, 1, 1)``: the learned gains of the two neighbouring levels,
+        interpolated geometrically (linearly in the log domain).
+
+        ``quality`` is a number or a ``(B,)`` tensor (one quality per image) in
+        ``[1, levels]``.
+        """
+        if self.levels is None:
+            raise ValueError("this GLIC model is fixed-rate (levels=None): it has no gains")
+        q = self.quality if quality is None else quality
+        q = torch.as_tensor(q, dtype=self.y_gain.dtype, device=self.y_gain.device).reshape(-1)
+        if not bool(torch.isfinite(q).all()) or bool((q < 1).any()) \
+                or bool((q > self.levels).any()):
+            raise ValueError(f"quality must lie in [1, {self.levels}], got "
+                             f"{q.tolist() if q.numel() < 8 else q}")
+        pos = q - 1
+        lo = pos.floor().long().clamp_max(self.levels - 2)
+        t = (pos - lo).view(-1, 1)
+
+        def interp(table: Tensor) -> Tensor:
+            g = table[lo] * (1 - t) + table[lo + 1] * t
+            return g.exp().view(g.size(0), -1, 1, 1)
+
+        return (interp(self.y_gain), interp(self.z_gain), interp(self.y_gain_inv),
+                interp(self.z_gain_inv))
+
+    def _check_quality(self, quality: QualityLike) -> None:
+        if self.levels is None and quality is not None:
+            raise ValueError("this GLIC model is fixed-rate (levels=None); it takes no "
+                             "quality (build it with levels= for variable rate)")
 
     # -- padding -----------------------------------------------------------------
     def _pad(self, x: Tensor) -> Tensor:
@@ -189,21 +305,44 @@ class GLIC(Elic2022Official):
                 "hyper": (Hp // 64, Wp // 64)}
 
     # -- CompressAI contract -------------------------------------------------------
-    def forward(self, x: Tensor) -> Dict:
+    def forward(self, x: Tensor, quality: QualityLike = None) -> Dict:
+        self._check_quality(quality)
         H, W = x.shape[-2:]
-        out = super().forward(self._pad(x))
-        out["x_hat"] = out["x_hat"][..., :H, :W]
-        return out
+        y = self.g_a(self._pad(x))
+        if self.levels is None:
+            y_out = self.latent_codec(y)
+        else:
+            y_out = self.latent_codec(y, *self.gains(quality))
+        x_hat = self.g_s(y_out["y_hat"])
+        return {"x_hat": x_hat[..., :H, :W], "likelihoods": y_out["likelihoods"]}
 
-    def compress(self, x: Tensor) -> Dict:
+    def compress(self, x: Tensor, quality: QualityLike = None) -> Dict:
+        self._check_quality(quality)
         H, W = x.shape[-2:]
-        out = super().compress(self._pad(x))
+        y = self.g_a(self._pad(x))
+        if self.levels is None:
+            out = self.latent_codec.compress(y)
+        else:
+            out = self.latent_codec.compress(y, *self.gains(quality))
         return {"strings": out["strings"], "shape": (H, W)}
 
-    def decompress(self, strings: List[List[bytes]], shape) -> Dict:
+    def decompress(self, strings: List[List[bytes]], shape, quality: QualityLike = None
+                   ) -> Dict:
+        self._check_quality(quality)
         H, W = (int(v) for v in shape)
-        out = super().decompress(strings, self._latent_shape((H, W)))
-        return {"x_hat": out["x_hat"][..., :H, :W]}
+        lshape = self._latent_shape((H, W))
+        if self.levels is None:
+            out = self.latent_codec.decompress(strings, lshape)
+        else:
+            _, _, y_inv, z_inv = self.gains(quality)
+            out = self.latent_codec.decompress(strings, lshape, y_inv, z_inv)
+        x_hat = self.g_s(out["y_hat"]).clamp_(0, 1)
+        return {"x_hat": x_hat[..., :H, :W]}
+
+    def ortho_loss(self) -> Tensor:
+        r"""The wavelet branch's orthogonality penalty (0 without the branch);
+        the training loss adds it with weight 0.1 (published)."""
+        return orthogonality_loss(self)
 
     @classmethod
     def from_state_dict(cls, state_dict: Dict[str, Tensor], **kwargs) -> "GLIC":
@@ -229,22 +368,44 @@ class GLIC(Elic2022Official):
 
 # -------------------------------------------------------------------- configurations
 
-#: Named configurations. ``glic`` has the published sizes (GLIC_NOTES: about 69 M
-#: parameters with the wavelet branch, which is not a graph part and is left out).
-CONFIGS: Dict[str, Dict] = {
-    "glic": dict(N=192, M=320, C1=128, depth=5, heads=8, window=8, halo=4, grid=16,
-                 mean_degree=64, adaptive=True, conv_blocks=3),
+#: Named base configurations. ``glic`` is the published model part for part
+#: (69.4 M parameters; see the README's list of what matches). ``glic-lite`` is
+#: its small sibling, trained and shipped as one variable-rate model: the same
+#: graph stages (strided global graph, adaptive degree, wavelet branch) at a
+#: third of the width, with ELIC's light entropy networks (GLIC's gated
+#: parameter aggregation runs 35 M parameters at H/16 for every latent pixel,
+#: which would dominate a small model's cost and weight file).
+BASE_CONFIGS: Dict[str, Dict] = {
+    "glic": dict(N=192, M=320, C1=128, depth=5, heads=8, window=8, halo=4, grid=16, group=8,
+                 mean_degree=64, adaptive=True, ffn_expansion=(4.0, 2.0), pos_hidden=512,
+                 pos_bound=16.0, wavelet=True, conv_blocks=3, entropy="gated"),
     "glic-lite": dict(N=96, M=192, C1=64, groups=[16, 16, 32, 64, 64], depth=2, heads=4,
-                      window=8, halo=4, grid=16, mean_degree=16, adaptive=True,
-                      ffn_expansion=2.0, conv_blocks=1, context_width=(96, 64),
-                      context_kernel=3),
+                      window=8, halo=4, grid=16, group=8, mean_degree=16, adaptive=True,
+                      ffn_expansion=(2.0, 1.0), pos_hidden=64, pos_bound=16.0, wavelet=True,
+                      conv_blocks=1, entropy="elic", context_width=(96, 64),
+                      context_kernel=3, levels=6),
+    #: A tiny configuration for tests and smoke runs (seconds on a CPU).
+    "glic-tiny": dict(N=32, M=64, C1=16, groups=[8, 8, 16, 32], depth=2, heads=2,
+                      window=4, halo=2, grid=4, group=2, mean_degree=8, adaptive=True,
+                      ffn_expansion=(2.0, 1.0), pos_hidden=32, pos_bound=16.0, wavelet=True,
+                      conv_blocks=1, entropy="elic", context_width=(32, 32),
+                      context_kernel=3, levels=6),
 }
 
-#: A tiny configuration for tests (seconds on a CPU).
-CONFIGS["glic-tiny"] = dict(N=32, M=64, C1=16, groups=[8, 8, 16, 32], depth=2, heads=2,
-                            window=4, halo=2, grid=4, mean_degree=8, adaptive=True,
-                            ffn_expansion=2.0, conv_blocks=1, context_width=(32, 32),
-                            context_kernel=3)
+#: Ablation variants, named ``"<base>/<variant>"`` (e.g. ``"glic-lite/fixed-degree"``):
+#: each changes one design decision the paper (or the AuxT paper) claims helps.
+VARIANTS: Dict[str, Dict] = {
+    "fixed-degree": dict(adaptive=False),
+    "local-only": dict(scopes="local"),
+    "global-only": dict(scopes="global"),
+    "pooled-global": dict(global_candidates="pooled"),
+    "no-wavelet": dict(wavelet=False),
+}
+
+CONFIGS: Dict[str, Dict] = dict(BASE_CONFIGS)
+for _base, _cfg in BASE_CONFIGS.items():
+    for _name, _change in VARIANTS.items():
+        CONFIGS[f"{_base}/{_name}"] = dict(_cfg, **_change)
 
 
 def glic_model(config: str = "glic-lite", **overrides) -> GLIC:

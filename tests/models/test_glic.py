@@ -4,7 +4,7 @@ import pytest
 import torch
 from compressai.registry import MODELS
 
-from pyg_glic.models.glic import CONFIGS, GLIC, glic_model
+from pyg_glic.models.glic import BASE_CONFIGS, CONFIGS, GLIC, VARIANTS, glic_model
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +91,126 @@ def test_bad_input():
         glic_model("glic-huge")
 
 
+def _count(net):
+    return sum(p.numel() for p in net.parameters())
+
+
 def test_configs_sizes():
     assert CONFIGS["glic"]["N"] == 192 and CONFIGS["glic"]["M"] == 320
     assert CONFIGS["glic"]["depth"] == 5 and CONFIGS["glic"]["heads"] == 8
     lite = glic_model("glic-lite")
-    n = sum(p.numel() for p in lite.parameters())
-    assert n < 20e6, n
+    n = _count(lite)
+    # Shipped as one fp16 file of at most 14 MB.
+    assert 2 * n < 14e6, n
     assert math.isfinite(n)
+
+
+def test_glic_has_the_published_parameter_count():
+    # The released GLIC model counts 69.37 M parameters (the paper: 69.4 M).
+    net = glic_model("glic")
+    n = _count(net)
+    assert abs(n - 69.37e6) <= 0.005 * 69.37e6, n
+    # Its parts, as the notes break them down: parameter aggregation alone is
+    # about 35 M, the wavelet branch about 1 M.
+    agg = sum(_count(lc.entropy_parameters)
+              for lc in net.latent_codec["y"].latent_codec.values())
+    assert abs(agg - 35.0e6) <= 0.01 * 35.0e6, agg
+    wav = _count(net.g_a.wavelet) + _count(net.g_s.wavelet)
+    assert 0.9e6 < wav < 1.1e6, wav
+
+
+def test_variable_rate_gains_interpolate_geometrically(tiny):
+    assert tiny.levels == 6
+    with torch.no_grad():
+        tiny.y_gain.copy_(torch.randn_like(tiny.y_gain))
+    g2, g3 = tiny.gains(2)[0], tiny.gains(3)[0]
+    assert torch.allclose(g2.view(-1), tiny.y_gain[1].exp())
+    assert torch.allclose(tiny.gains(2.5)[0], (g2 * g3).sqrt())
+    assert torch.allclose(tiny.gains(6)[0].view(-1), tiny.y_gain[5].exp())
+    per_image = tiny.gains(torch.tensor([1.0, 4.0]))[0]
+    assert per_image.shape == (2, tiny.y_gain.size(1), 1, 1)
+    assert torch.allclose(per_image[1].view(-1), tiny.y_gain[3].exp())
+    for bad in (0.5, 6.01, float("nan")):
+        with pytest.raises(ValueError, match=r"quality must lie in \[1, 6\]"):
+            tiny.gains(bad)
+
+
+def test_fixed_rate_model_takes_no_quality():
+    torch.manual_seed(0)
+    net = glic_model("glic-tiny", levels=None).eval()
+    assert not any(n.endswith("gain") for n, _ in net.named_parameters())
+    with pytest.raises(ValueError, match="fixed-rate"):
+        net(torch.rand(1, 3, 64, 64), quality=2)
+
+
+@pytest.mark.parametrize("quality", [1, 2.5, 4.75, 6])
+def test_variable_rate_round_trip_at_any_quality(quality):
+    torch.manual_seed(0)
+    net = _in_range_scales(glic_model("glic-tiny").eval())
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 64, 80)
+    with torch.no_grad():
+        fwd = net(x, quality=quality)
+        enc = net.compress(x, quality=quality)
+        dec = net.decompress(enc["strings"], enc["shape"], quality=quality)
+        other = net.decompress(enc["strings"], enc["shape"], quality=quality + 1 if quality < 6 else 5)
+    assert torch.allclose(dec["x_hat"], fwd["x_hat"].clamp(0, 1), atol=1e-4)
+    # Decoding at another quality gives another picture: the gains matter.
+    assert not torch.allclose(dec["x_hat"], other["x_hat"].clamp(0, 1), atol=1e-3)
+
+
+def test_rate_rises_with_quality():
+    torch.manual_seed(0)
+    net = _in_range_scales(glic_model("glic-tiny").eval())
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 64, 64)
+    sizes = []
+    with torch.no_grad():
+        for q in (1, 2, 3.5, 5, 6):
+            sizes.append(sum(len(s[0]) for s in net.compress(x, quality=q)["strings"]))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1], sizes
+
+
+def test_orthogonality_penalty_of_the_wavelet_branch():
+    torch.manual_seed(0)
+    net = glic_model("glic-tiny")
+    assert float(net.ortho_loss().detach()) >= 0
+    with torch.no_grad():
+        for p in net.g_a.wavelet.parameters():
+            if p.dim() == 2:
+                p.mul_(3.0)
+    assert float(net.ortho_loss().detach()) > 0.1
+    assert float(glic_model("glic-tiny/no-wavelet").ortho_loss()) == 0.0
+
+
+def test_ablation_variants_change_one_thing():
+    assert set(VARIANTS) == {"fixed-degree", "local-only", "global-only", "pooled-global",
+                             "no-wavelet"}
+    for base in BASE_CONFIGS:
+        for v in VARIANTS:
+            assert f"{base}/{v}" in CONFIGS
+    torch.manual_seed(0)
+    base = glic_model("glic-tiny")
+    nets = {v: glic_model(f"glic-tiny/{v}") for v in VARIANTS}
+    stage = lambda net: net.g_a.stage1  # noqa: E731
+    assert stage(base).adaptive and not stage(nets["fixed-degree"]).adaptive
+    assert {b.scope for b in stage(base).blocks} == {"local", "global"}
+    assert {b.scope for b in stage(nets["local-only"]).blocks} == {"local"}
+    assert {b.scope for b in stage(nets["global-only"]).blocks} == {"global"}
+    assert nets["no-wavelet"].g_a.wavelet is None and base.g_a.wavelet is not None
+    assert _count(nets["no-wavelet"]) < _count(base)
+    assert _count(nets["fixed-degree"]) == _count(base)
+
+
+@pytest.mark.parametrize("variant", [None, *VARIANTS])
+def test_every_variant_codes_and_decodes(variant):
+    name = "glic-tiny" if variant is None else f"glic-tiny/{variant}"
+    torch.manual_seed(0)
+    net = glic_model(name).eval()
+    net.update(force=True)
+    x = torch.rand(1, 3, 70, 90)
+    with torch.no_grad():
+        enc = net.compress(x, quality=2.5)
+        dec = net.decompress(enc["strings"], enc["shape"], quality=2.5)
+    assert dec["x_hat"].shape == x.shape
+    assert torch.isfinite(dec["x_hat"]).all()
