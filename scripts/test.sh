@@ -7,6 +7,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
+# Idle OpenMP threads sleep instead of spinning, so tests (and anything else on the
+# machine, such as a training run) do not slow each other down 5-100x on a few cores.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 marker=()
 if [ "${CI:-}" = "true" ]; then
     marker=(-m "")

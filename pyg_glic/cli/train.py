@@ -13,7 +13,7 @@ from ..zoo import QUALITY_LAMBDAS
 
 def add_parser(sub) -> None:
     from ..training.models import model_names
-    from ..training.trainer import AMP_MODES, DEFAULTS
+    from ..training.trainer import AMP_MODES, DEFAULTS, LR_SCHEDULES
 
     d = DEFAULTS
     p = sub.add_parser(
@@ -31,12 +31,16 @@ def add_parser(sub) -> None:
     g.add_argument("--steps", type=int, help="length of the run in optimizer steps")
     g.add_argument("--epochs", type=int, help="length of the run in epochs (an epoch is "
                    "images // (batch size x processes) steps)")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="stop at this step with a whole checkpoint (the schedule stays that of "
+                        "the whole run); continue later with --resume")
     p.add_argument("-c", "--config", choices=model_names(),
                    help=f"model (default {d['config']}); 'mbt2018-mean' is CompressAI's "
                         f"conv peer at the zoo size for the quality")
     p.add_argument("-q", "--quality", type=int, choices=sorted(QUALITY_LAMBDAS),
                    help=f"quality level; sets lambda from pyg_glic.zoo.QUALITY_LAMBDAS "
-                        f"(default {d['quality']})")
+                        f"(default {d['quality']}); a variable-rate model (glic-lite) "
+                        f"trains every level, one drawn per batch")
     p.add_argument("--lmbda", type=float, help="override lambda (loss = lambda*255^2*MSE + bpp)")
     p.add_argument("--batch-size", type=int,
                    help=f"crops per step per process (default {d['batch_size']})")
@@ -57,6 +61,29 @@ def add_parser(sub) -> None:
                    help="steps where the rate is multiplied by --lr-gamma: fractions in (0, 1) "
                         "of the run or whole step numbers (default 0.8 0.95)")
     p.add_argument("--lr-gamma", type=float, help=f"rate factor per milestone (default {d['lr_gamma']})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="step: x lr-gamma at each milestone (default); drop: one drop to "
+                        "--lr-min at --lr-drop-at (the published GLIC recipe); cosine: "
+                        "cosine decay to --lr-min at the last step")
+    p.add_argument("--lr-min", type=float,
+                   help=f"final rate of the drop and cosine schedules (default {d['lr_min']})")
+    p.add_argument("--lr-drop-at", type=float, metavar="F",
+                   help=f"where the drop schedule drops: a fraction of the run or a step "
+                        f"(default {d['lr_drop_at']}, as 500 of the published 600 epochs)")
+    p.add_argument("--warmup", type=int, metavar="STEPS",
+                   help="linear learning-rate warm-up over the first STEPS steps (default 0)")
+    p.add_argument("--late-crop-size", type=int,
+                   help="crop size of the late phase (published: 512 from epoch 510 of 600)")
+    p.add_argument("--late-batch-size", type=int, help="batch size of the late phase")
+    p.add_argument("--late-from", type=float, metavar="F",
+                   help="start of the late phase: a fraction of the run or a step")
+    p.add_argument("--ema-decay", type=float,
+                   help="keep an exponential moving average of the weights with this decay "
+                        "(e.g. 0.999; 0 = off, default); it is what validation and "
+                        "--export use")
+    p.add_argument("--ortho-weight", type=float,
+                   help=f"weight of the wavelet branch's orthogonality penalty in the loss "
+                        f"(default {d['ortho_weight']}, published)")
     p.add_argument("--clip-max-norm", type=float,
                    help=f"gradient clipping norm, 0 for none (default {d['clip_max_norm']})")
     p.add_argument("--amp", choices=AMP_MODES,
@@ -113,7 +140,7 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if summary.get("rank", 0) != 0:
-        return 0
+        return 128 + summary["interrupted"] if summary.get("interrupted") else 0
     t = summary.get("train") or {}
     line = f"step {summary['step']}: checkpoint {summary['checkpoint']}"
     if t:
@@ -121,4 +148,6 @@ def run(args) -> int:
     print(line)
     if summary.get("export"):
         print(f"weights: {summary['export']}")
+    if summary.get("interrupted"):
+        return 128 + int(summary["interrupted"])
     return 0

@@ -48,8 +48,14 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_checkpoint(path, *, model, optimizer, aux_optimizer, scheduler, scaler, step: int,
-                    args: Dict, metrics: Optional[Dict] = None) -> None:
-    r"""Write a training checkpoint atomically (``model`` unwrapped from DDP)."""
+                    args: Dict, metrics: Optional[Dict] = None,
+                    extra: Optional[Dict] = None) -> None:
+    r"""Write a training checkpoint atomically (``model`` unwrapped from DDP).
+
+    ``scheduler`` is a learning-rate scheduler or a plain dict describing the
+    schedule; ``extra`` entries (the weight average ``"ema"``, ``"cpu_seconds"``,
+    ...) are stored at the top level.
+    """
     model = getattr(model, "module", model)
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -59,12 +65,16 @@ def save_checkpoint(path, *, model, optimizer, aux_optimizer, scheduler, scaler,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "aux_optimizer": aux_optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "scheduler": scheduler if isinstance(scheduler, dict) else scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng_state(),
         "metrics": metrics or {},
         "torch_version": str(torch.__version__),
     }
+    for k, v in (extra or {}).items():
+        if k in state:
+            raise ValueError(f"extra checkpoint entry {k!r} would overwrite a standard one")
+        state[k] = ({n: t.detach().cpu() for n, t in v.items()} if isinstance(v, dict) else v)
     atomic_save(state, path)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from compressai.entropy_models import EntropyModel
@@ -30,10 +30,17 @@ class RDLoss(nn.Module):
         self.lmbda = float(lmbda)
         self.inner = RateDistortionLoss(lmbda=self.lmbda, metric="mse")
 
-    def forward(self, output: Dict, target: Tensor) -> Dict[str, Tensor]:
+    def forward(self, output: Dict, target: Tensor, lmbda: Optional[float] = None
+                ) -> Dict[str, Tensor]:
+        r"""``lmbda`` overrides the trade-off for this call (a variable-rate model's
+        level of the batch)."""
         out = {"x_hat": output["x_hat"].float(),
                "likelihoods": {k: v.float() for k, v in output["likelihoods"].items()}}
-        return self.inner(out, target.float())
+        if lmbda is None or float(lmbda) == self.lmbda:
+            return self.inner(out, target.float())
+        r = self.inner(out, target.float())
+        r["loss"] = float(lmbda) * 255 ** 2 * r["mse_loss"] + r["bpp_loss"]
+        return r
 
     def extra_repr(self) -> str:
         return f"lmbda={self.lmbda}"

@@ -147,7 +147,7 @@ class LoadedModel:
     model: nn.Module
     config: str
     quality: Optional[int]
-    kind: str  # "checkpoint" or "weights"
+    kind: str  # "checkpoint", "checkpoint-ema" (the weight average) or "weights"
     path: Path
     step: Optional[int] = None
 
@@ -177,8 +177,12 @@ def _load_state(config: str, quality: Optional[int], state: Dict, path) -> nn.Mo
     return net
 
 
-def read_model_file(path) -> Tuple[str, Optional[int], Dict, str, Optional[int]]:
+def read_model_file(path, ema: bool = True) -> Tuple[str, Optional[int], Dict, str,
+                                                    Optional[int]]:
     r"""``(config, quality, state dict, kind, step)`` of a checkpoint or weights file.
+
+    For a checkpoint with a weight average (``--ema-decay``) the state dict holds
+    the averaged weights unless ``ema=False``; ``kind`` is then ``"checkpoint-ema"``.
 
     Raises:
         InputError: the file is missing or is neither format.
@@ -196,7 +200,11 @@ def read_model_file(path) -> Tuple[str, Optional[int], Dict, str, Optional[int]]
     if obj.get("format") == CHECKPOINT_FORMAT:
         args = obj.get("args") or {}
         config, quality = args.get("config"), args.get("quality")
-        return config, quality, dict(obj["model"]), "checkpoint", obj.get("step")
+        state, kind = dict(obj["model"]), "checkpoint"
+        if ema and isinstance(obj.get("ema"), dict):
+            state.update(obj["ema"])
+            kind = "checkpoint-ema"
+        return config, quality, state, kind, obj.get("step")
     hp = obj.get("_hparams")
     if not isinstance(hp, dict) or not hp.get("config"):
         raise InputError(f"{p} is neither a pyg_glic training checkpoint nor an exported "
@@ -208,13 +216,13 @@ def read_model_file(path) -> Tuple[str, Optional[int], Dict, str, Optional[int]]
     return hp["config"], quality, dict(obj), "weights", None
 
 
-def load_model_file(path) -> LoadedModel:
+def load_model_file(path, ema: bool = True) -> LoadedModel:
     r"""A model from a training checkpoint or an exported weights file (CPU, fp32).
 
     The quality is read from the checkpoint's arguments, from ``"_hparams"`` (peers)
     or from a ``-q{N}`` suffix of the file name; ``None`` if none says.
     """
-    config, quality, state, kind, step = read_model_file(path)
+    config, quality, state, kind, step = read_model_file(path, ema=ema)
     net = _load_state(config, quality, state, path)
     return LoadedModel(net, config, quality, kind, Path(path), step)
 

@@ -12,7 +12,7 @@ def test_train_command_runs_epochs(tmp_path, make_images, capsys):
     assert main(["train", str(tmp_path / "d"), "--epochs", "1", "-o", str(out), *FAST]) == 0
     text = capsys.readouterr()
     assert "step 1: checkpoint" in text.out
-    assert "1 steps (1 per epoch)" in text.err
+    assert "(1 steps in all, 1 per epoch)" in text.err
     assert sorted(p.name for p in out.iterdir()) == ["args.json", "checkpoint.pt",
                                                      "metrics.jsonl"]
 

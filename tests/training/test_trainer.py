@@ -45,7 +45,8 @@ def test_loss_falls_and_files_written(run3):
     m = [r for r in _metrics(run) if "loss" in r]
     assert [r["step"] for r in m] == [1, 2, 3]
     assert m[-1]["loss"] < 0.8 * m[0]["loss"], [r["loss"] for r in m]
-    assert [r["lr"] for r in m] == pytest.approx([1e-3, 1e-4, 1e-4])
+    # the rate each logged step ran at: the milestone (step 2) lowers the third
+    assert [r["lr"] for r in m] == pytest.approx([1e-3, 1e-3, 1e-4])
     val = [r["val"] for r in _metrics(run) if "val" in r]
     assert [v["step"] for v in val] == [2, 3]
     assert val[0]["bpp"] > 0 and val[0]["psnr"] > 0
@@ -91,7 +92,7 @@ def test_resume_refuses_other_model_or_lambda(run3, tmp_path):
 
 def test_export_loads_with_the_zoo_loader(run3, monkeypatch):
     root, _, summary = run3
-    path = root / "export" / "glic-tiny-q3.pt"
+    path = root / "export" / "glic-tiny.pt"  # variable rate: one file for every quality
     assert summary["export"] == path and path.is_file()
     state = torch.load(path, map_location="cpu", weights_only=True)
     assert state["_hparams"]["config"] == "glic-tiny"
@@ -122,7 +123,7 @@ def test_init_from_loads_weights_for_a_new_lambda(run3, tmp_path):
     info = load_weights_into(net, ck, "glic-tiny")
     assert info["kind"] == "checkpoint" and info["quality"] == 3 and info["step"] == 3
     ref = load_checkpoint(ck)["model"]
-    assert torch.equal(net.state_dict()["g_a.0.weight"], ref["g_a.0.weight"])
+    assert torch.equal(net.state_dict()["g_a.down0.weight"], ref["g_a.down0.weight"])
     with pytest.raises(InputError, match="holds a glic-tiny model, not glic-lite"):
         load_weights_into(torch.nn.Linear(1, 1), ck, "glic-lite")  # checked before loading
     s = train(TrainConfig(train_dirs=[data], out=tmp_path / "ft", steps=1, quality=5,
@@ -172,9 +173,11 @@ def test_entropy_models_stay_fp32_under_autocast():
     torch.manual_seed(0)
     net = build_model("glic-tiny", 3).train()
     assert keep_entropy_models_fp32(net, "cpu") > 0
+    seen = {}
+    net.g_s.up0.register_forward_hook(lambda m, i, o: seen.update(g_s=o.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(torch.rand(1, 3, 64, 64))
-    assert out["x_hat"].dtype == torch.bfloat16  # the transforms ran in bf16
+    assert seen["g_s"] == torch.bfloat16  # the transforms ran in bf16
     assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
     assert keep_entropy_models_fp32(net, "cpu") == 0  # idempotent
 
