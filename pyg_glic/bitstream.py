@@ -1,39 +1,82 @@
 r"""The ``.glic`` file format: one compressed image, self-describing and checked.
 
-Layout (all integers little-endian; the specification is ``docs/FORMAT.md``)::
+Version 2 layout (all integers little-endian; the specification, with version 1,
+is ``docs/FORMAT.md``)::
 
     offset  size  field
     0       4     magic  b"GLIC"
-    4       1     format version (1)
-    5       1     L = length of the model configuration name
-    6       L     configuration name, ASCII (e.g. "glic-lite")
-    6+L     1     quality (1..255)
-    7+L     4     original image height (1..65535)
-    11+L    4     original image width  (1..65535)
-    15+L    1     S = number of entropy-coded strings (1..64)
+    4       1     format version (2)
+    5       1     L = length of the model configuration name (1..255)
+    6       L     configuration name, ASCII (e.g. "glic-lite", "glic-lite+untrained")
+    6+L     2     quality x 1000, rounded (1000..65535: quality 1.000..65.535)
+    8+L     8     weights fingerprint (pyg_glic.zoo.weights_fingerprint)
+    16+L    4     original image height (1..65535)
+    20+L    4     original image width  (1..65535)
+    24+L    2     tile height in pixels (0: the tile spans the image height)
+    26+L    2     tile width in pixels  (0: the tile spans the image width)
+    28+L    2     S = number of entropy-coded strings (1..4096)
     then S times:
             4     length n of the string
             n     the string (CompressAI's ANS output)
     end-4   4     CRC32 of every byte before it
 
-:func:`decode` checks every field, in file order, before it allocates or
-believes anything, and raises :class:`BitstreamError` naming the problem.
+:func:`encode` always writes version 2 and one tile (tile size 0 x 0).
+:func:`decode` reads versions 1 and 2; it checks every field, in file order,
+before it allocates or believes anything, and raises :class:`BitstreamError`
+naming the problem. Tiled files (a non-zero tile size) are specified but not yet
+decoded: this decoder refuses them.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Union
 
 MAGIC = b"GLIC"
-VERSION = 1
+#: The version :func:`encode` writes.
+VERSION = 2
+#: The versions :func:`decode` reads.
+SUPPORTED_VERSIONS = (1, 2)
 MAX_SIDE = 65535
-MAX_STRINGS = 64
+#: Most strings a version-2 file holds (all tiles together); version 1 holds 1..64.
+MAX_STRINGS = 4096
+MAX_STRINGS_V1 = 64
+#: The stored quality is ``round(quality * QUALITY_SCALE)`` in a uint16.
+QUALITY_SCALE = 1000
+MIN_QUALITY_CODE, MAX_QUALITY_CODE = 1000, 65535
+FINGERPRINT_SIZE = 8
+
+_V2_HEADER = "<H8sIIHHH"  # quality code, fingerprint, height, width, tile h, tile w, count
 
 
 class BitstreamError(ValueError):
     r"""A ``.glic`` file that cannot be decoded; the message says why."""
+
+
+def quality_code(quality: Union[int, float]) -> int:
+    r"""The uint16 a version-2 file stores for ``quality``: ``round(quality * 1000)``
+    (Python's rounding, half to even).
+
+    Raises:
+        ValueError: not a finite number, or outside 1.000..65.535 once rounded.
+    """
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Real) \
+            or not math.isfinite(quality):
+        raise ValueError(f"quality must be a finite number, got {quality!r}")
+    code = int(round(float(quality) * QUALITY_SCALE))
+    if not MIN_QUALITY_CODE <= code <= MAX_QUALITY_CODE:
+        raise ValueError(f"quality {quality} is not representable: a .glic file stores "
+                         f"1.000..65.535 in steps of 0.001")
+    return code
+
+
+def stored_quality(quality: Union[int, float]) -> float:
+    r"""``quality`` as a version-2 file stores it and a decoder reads it back
+    (rounded to 0.001); encoders code with this value so both sides agree."""
+    return quality_code(quality) / QUALITY_SCALE
 
 
 @dataclass(frozen=True)
@@ -41,35 +84,71 @@ class Bitstream:
     r"""The decoded content of a ``.glic`` file.
 
     Attributes:
-        config (str): model configuration name (``"glic-lite"``, ``"glic"``, ...).
-        quality (int): quality level, 1..255.
+        config (str): codec name (``"glic-lite"``, ``"glic-lite+untrained"``, ...).
+        quality (float or int): the quality the strings were coded at; version 2
+            stores it to 0.001 (:func:`stored_quality`), version 1 as an integer.
         height, width (int): original image size in pixels.
         strings (list[bytes]): the entropy-coded strings, in the model's order.
+        fingerprint (bytes, optional): the 8-byte fingerprint of the encoder's
+            weights (:func:`pyg_glic.zoo.weights_fingerprint`); ``None`` in a
+            version-1 file. Required to encode.
+        tile_height, tile_width (int): tile size in pixels, 0 for a tile that
+            spans that whole side (``0, 0``: the image is one tile).
+        version (int): the format version of the file (``encode`` writes 2).
     """
 
     config: str
-    quality: int
+    quality: Union[int, float]
     height: int
     width: int
     strings: List[bytes]
+    fingerprint: Optional[bytes] = None
+    tile_height: int = 0
+    tile_width: int = 0
+    version: int = VERSION
+
+    @property
+    def tiled(self) -> bool:
+        return bool(self.tile_height or self.tile_width)
+
+
+def _check_name(config) -> bytes:
+    name = config.encode("ascii") if isinstance(config, str) and config.isascii() else None
+    if not name or len(name) > 255:
+        raise ValueError(f"config must be a non-empty ASCII name of at most 255 bytes, "
+                         f"got {config!r}")
+    return name
 
 
 def encode(bs: Bitstream) -> bytes:
-    r"""Serialise a :class:`Bitstream`; raises ``ValueError`` for unrepresentable fields."""
-    name = bs.config.encode("ascii", errors="strict") if bs.config.isascii() else None
-    if not name or len(name) > 255:
-        raise ValueError(f"config must be a non-empty ASCII name of at most 255 bytes, "
-                         f"got {bs.config!r}")
-    if not 1 <= bs.quality <= 255:
-        raise ValueError(f"quality must be in 1..255, got {bs.quality}")
+    r"""Serialise a :class:`Bitstream` as a version-2 file.
+
+    Raises:
+        ValueError: a field that version 2 cannot represent (including a missing
+            fingerprint, or ``bs.version`` other than 2).
+    """
+    if bs.version != VERSION:
+        raise ValueError(f"this encoder writes format version {VERSION} only, "
+                         f"got version {bs.version}")
+    name = _check_name(bs.config)
+    code = quality_code(bs.quality)
+    fp = bs.fingerprint
+    if not isinstance(fp, (bytes, bytearray)) or len(fp) != FINGERPRINT_SIZE:
+        raise ValueError(f"fingerprint must be {FINGERPRINT_SIZE} bytes, got {fp!r}")
     for side, v in (("height", bs.height), ("width", bs.width)):
         if not 1 <= v <= MAX_SIDE:
             raise ValueError(f"{side} must be in 1..{MAX_SIDE}, got {v}")
+    for side, v in (("tile height", bs.tile_height), ("tile width", bs.tile_width)):
+        if not 0 <= v <= 65535:
+            raise ValueError(f"{side} must be in 0..65535, got {v}")
     if not 1 <= len(bs.strings) <= MAX_STRINGS:
         raise ValueError(f"expected 1..{MAX_STRINGS} strings, got {len(bs.strings)}")
     parts = [MAGIC, struct.pack("<BB", VERSION, len(name)), name,
-             struct.pack("<BIIB", bs.quality, bs.height, bs.width, len(bs.strings))]
+             struct.pack(_V2_HEADER, code, bytes(fp), bs.height, bs.width, bs.tile_height,
+                         bs.tile_width, len(bs.strings))]
     for s in bs.strings:
+        if len(s) > 0xFFFFFFFF:
+            raise ValueError("a string is longer than 4 GiB")
         parts += [struct.pack("<I", len(s)), bytes(s)]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
@@ -92,17 +171,29 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
 
 
+def _check_sides(height: int, width: int) -> None:
+    for side, v in (("height", height), ("width", width)):
+        if not 1 <= v <= MAX_SIDE:
+            raise BitstreamError(f"image {side} {v} out of range 1..{MAX_SIDE}")
+
+
+def _check_count(count: int, most: int) -> None:
+    if not 1 <= count <= most:
+        raise BitstreamError(f"string count {count} out of range 1..{most}")
+
+
 def decode(data: bytes, known_configs: Optional[Iterable[str]] = None) -> Bitstream:
-    r"""Parse and check a ``.glic`` file.
+    r"""Parse and check a ``.glic`` file of format version 1 or 2.
 
     Args:
         data (bytes): the whole file.
-        known_configs (iterable of str, optional): configuration names this
-            decoder can reconstruct; another name raises :class:`BitstreamError`.
+        known_configs (iterable of str, optional): codec names this decoder can
+            reconstruct; another name raises :class:`BitstreamError`.
 
     Raises:
         BitstreamError: bad magic, unsupported version, truncated file, a field
-            out of range, trailing bytes, checksum mismatch or unknown model.
+            out of range, trailing bytes, checksum mismatch, a tiled file (not
+            supported by this decoder version) or an unknown model.
     """
     data = bytes(data)
     if data[:4] != MAGIC[:len(data[:4])]:
@@ -110,23 +201,32 @@ def decode(data: bytes, known_configs: Optional[Iterable[str]] = None) -> Bitstr
                              f"got {data[:4]!r})")
     if len(data) < 5:
         raise BitstreamError(f"truncated file: {len(data)} bytes, no format version")
-    if data[4] != VERSION:
-        raise BitstreamError(f"unsupported format version {data[4]} (this decoder reads "
-                             f"version {VERSION})")
+    version = data[4]
+    if version not in SUPPORTED_VERSIONS:
+        raise BitstreamError(f"unsupported format version {version} (this decoder reads "
+                             f"versions {', '.join(map(str, SUPPORTED_VERSIONS))})")
     r = _Reader(data)
     r.pos = 5
     (name_len,) = r.unpack("<B", "configuration name length")
     if name_len == 0:
         raise BitstreamError("empty configuration name")
     raw_name = r.take(name_len, "configuration name")
-    quality, height, width, count = r.unpack("<BIIB", "header")
-    if quality == 0:
-        raise BitstreamError("quality 0 is not valid (1..255)")
-    for side, v in (("height", height), ("width", width)):
-        if not 1 <= v <= MAX_SIDE:
-            raise BitstreamError(f"image {side} {v} out of range 1..{MAX_SIDE}")
-    if not 1 <= count <= MAX_STRINGS:
-        raise BitstreamError(f"string count {count} out of range 1..{MAX_STRINGS}")
+    fingerprint, tile_h, tile_w = None, 0, 0
+    if version == 1:
+        quality, height, width, count = r.unpack("<BIIB", "header")
+        if quality == 0:
+            raise BitstreamError("quality 0 is not valid (1..255)")
+        _check_sides(height, width)
+        _check_count(count, MAX_STRINGS_V1)
+    else:
+        code, fingerprint, height, width, tile_h, tile_w, count = r.unpack(_V2_HEADER,
+                                                                           "header")
+        if code < MIN_QUALITY_CODE:
+            raise BitstreamError(f"quality {code / QUALITY_SCALE:.3f} out of range "
+                                 f"1.000..65.535")
+        quality = code / QUALITY_SCALE
+        _check_sides(height, width)
+        _check_count(count, MAX_STRINGS)
     strings = []
     for i in range(count):
         (n,) = r.unpack("<I", f"length of string {i}")
@@ -138,6 +238,9 @@ def decode(data: bytes, known_configs: Optional[Iterable[str]] = None) -> Bitstr
     if crc != actual:
         raise BitstreamError(f"checksum mismatch: the file is corrupted (stored CRC32 "
                              f"{crc:08x}, computed {actual:08x})")
+    if tile_h or tile_w:
+        raise BitstreamError(f"tiled files are not supported by this decoder version "
+                             f"(tile size {tile_h}x{tile_w})")
     try:
         config = raw_name.decode("ascii")
     except UnicodeDecodeError:
@@ -147,4 +250,5 @@ def decode(data: bytes, known_configs: Optional[Iterable[str]] = None) -> Bitstr
         if config not in known:
             raise BitstreamError(f"unknown model configuration {config!r}; this decoder "
                                  f"knows {known}")
-    return Bitstream(config, quality, height, width, strings)
+    return Bitstream(config, quality, height, width, strings, fingerprint, tile_h, tile_w,
+                     version)

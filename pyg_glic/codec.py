@@ -1,51 +1,288 @@
-r"""Compress and decompress images to and from ``.glic`` bytes."""
+r"""Compress and decompress images to and from ``.glic`` bytes, and rate control.
+
+.. code-block:: python
+
+    from pyg_glic import codec
+
+    data = codec.compress(x, "glic-lite", quality=2.5)          # (1, 3, H, W) in [0, 1]
+    x_hat, header = codec.decompress(data)
+    data, q = codec.compress_to_size(x, "glic-lite", bpp=0.3)   # never above the target
+
+A variable-rate configuration (``glic-lite``) takes any float quality in
+``[1, levels]``; the file stores it to 0.001 and both sides code with that
+stored value. A fixed-rate one (``glic``) takes the integer qualities 1..6.
+"""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import math
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from . import bitstream
-from .zoo import codec_name, known_codec_names, load_codec
+from . import zoo
+from .bitstream import BitstreamError
+
+Quality = Union[int, float]
+
+
+class RateControlError(ValueError):
+    r"""No quality gives a file within the target size.
+
+    Attributes:
+        target_bytes (int): the largest size allowed.
+        smallest_bytes (int): the smallest file the codec made (at its lowest quality).
+        smallest_quality: the quality of that file.
+    """
+
+    def __init__(self, message: str, target_bytes: int, smallest_bytes: int,
+                 smallest_quality: Quality):
+        super().__init__(message)
+        self.target_bytes = target_bytes
+        self.smallest_bytes = smallest_bytes
+        self.smallest_quality = smallest_quality
+
+
+def _check_image(x: Tensor) -> None:
+    if not torch.is_tensor(x) or x.dim() != 4 or x.size(0) != 1 or x.size(1) != 3:
+        raise ValueError(f"expected one RGB image of shape (1, 3, H, W), got "
+                         f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+
+
+def _check_model(net, config: str) -> None:
+    have = getattr(net, "config", None)
+    if have is not None and have != config:
+        raise ValueError(f"the model given is a {have} model, not {config}")
+
+
+def _coding_quality(config: str, quality, net=None) -> Quality:
+    r"""The quality to code with: checked for the model, and rounded to what the
+    file stores (0.001) for a variable-rate one."""
+    levels = net.levels if net is not None else zoo.levels_of(config)
+    q = zoo.check_quality_for_levels(levels, quality, config)
+    return bitstream.stored_quality(q) if levels else q
+
+
+def _encode(net, x: Tensor, name: str, q: Quality) -> bytes:
+    out = net.compress(x, quality=q) if net.levels else net.compress(x)
+    strings = [s[0] for s in out["strings"]]
+    H, W = out["shape"]
+    return bitstream.encode(bitstream.Bitstream(
+        name, q, int(H), int(W), strings, zoo.weights_fingerprint(net)))
 
 
 @torch.no_grad()
-def compress(x: Tensor, config: str = "glic-lite", quality: int = 3,
+def compress(x: Tensor, config: str = "glic-lite", quality: Quality = 3,
              model: Optional[torch.nn.Module] = None) -> bytes:
     r"""One image ``(1, 3, H, W)`` in ``[0, 1]`` -> the bytes of a ``.glic`` file.
 
     Args:
         x (Tensor): the image.
         config (str): model configuration.
-        quality (int): quality level.
-        model (GLIC, optional): an already loaded codec for ``config`` and
-            ``quality`` (see :func:`pyg_glic.zoo.load_codec`), to skip loading.
+        quality (float or int): a float in ``[1, levels]`` for a variable-rate
+            configuration (coded as rounded to 0.001, what the file stores), an
+            integer 1..6 for a fixed-rate one.
+        model (GLIC, optional): an already loaded codec for ``config`` (see
+            :func:`pyg_glic.zoo.load_codec`; for a fixed-rate configuration, the
+            one of ``quality``), to skip loading. Its weights' fingerprint is
+            recorded: a decoder with other weights refuses the file.
+
+    Raises:
+        ValueError: a bad image, configuration or quality.
     """
-    if x.dim() != 4 or x.size(0) != 1 or x.size(1) != 3:
-        raise ValueError(f"expected one RGB image of shape (1, 3, H, W), got {tuple(x.shape)}")
-    name = codec_name(config, quality)
-    net = model if model is not None else load_codec(name, quality)
-    out = net.compress(x)
-    strings = [s[0] for s in out["strings"]]
-    H, W = out["shape"]
-    return bitstream.encode(bitstream.Bitstream(name, quality, int(H), int(W), strings))
+    _check_image(x)
+    if model is not None:
+        _check_model(model, config)
+    q = _coding_quality(config, quality, model)
+    name = zoo.codec_name(config, q if not zoo.is_variable_rate(config) else None)
+    net = model if model is not None else zoo.load_codec(name, q)
+    return _encode(net, x, name, q)
+
+
+def _load_for(bs: bitstream.Bitstream):
+    config, untrained = zoo.split_codec_name(bs.config)
+    if not untrained:
+        q = None if zoo.is_variable_rate(config) else bs.quality
+        if not zoo.weights_path(config, q).is_file():
+            have = ", ".join(c if s is None else f"{c} q{s}" for c, s in zoo.shipped_weights())
+            raise BitstreamError(f"the file was coded with trained {bs.config} weights"
+                                 f"{'' if q is None else f' (quality {q})'}, which this "
+                                 f"installation does not ship (shipped: {have or 'none'})")
+    try:
+        return zoo.load_codec(bs.config, bs.quality)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise BitstreamError(f"cannot load the {bs.config} codec: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                             ) from None
 
 
 @torch.no_grad()
 def decompress(data: bytes, model: Optional[torch.nn.Module] = None
                ) -> Tuple[Tensor, bitstream.Bitstream]:
-    r"""The bytes of a ``.glic`` file -> ``(image (1, 3, H, W) in [0, 1], header)``.
+    r"""The bytes of a ``.glic`` file (version 1 or 2) -> ``(image (1, 3, H, W) in
+    [0, 1], header)``.
+
+    Everything is checked before the model decodes: the container
+    (:func:`pyg_glic.bitstream.decode`), the quality against the named model
+    (a float in ``[1, levels]``, or an integer 1..6 for a fixed-rate one), that
+    the named weights ship, the weights' fingerprint (version 2; a version-1 file
+    has none) and the number of strings.
+
+    Args:
+        model (GLIC, optional): the codec to decode with instead of the one the
+            file names (its fingerprint must match a version-2 file's).
 
     Raises:
-        pyg_glic.bitstream.BitstreamError: the file is malformed or names an
-            unknown codec.
+        pyg_glic.bitstream.BitstreamError: any of the above; never another error
+            for a bad file.
     """
-    bs = bitstream.decode(data, known_configs=known_codec_names())
-    net = model if model is not None else load_codec(bs.config, bs.quality)
+    bs = bitstream.decode(data, known_configs=zoo.known_codec_names())
+    config, _ = zoo.split_codec_name(bs.config)
+    levels = model.levels if model is not None else zoo.levels_of(config)
+    try:
+        q = zoo.check_quality_for_levels(levels, bs.quality, bs.config)
+    except ValueError as e:
+        raise BitstreamError(f"quality {bs.quality} is out of range: {e}") from None
+    net = model if model is not None else _load_for(bs)
+    if bs.fingerprint is not None:
+        have = zoo.weights_fingerprint(net)
+        if have != bs.fingerprint:
+            raise BitstreamError(f"weights mismatch: the file was coded with {bs.config} "
+                                 f"weights of fingerprint {bs.fingerprint.hex()}, the decoder's "
+                                 f"weights have fingerprint {have.hex()}")
     expect = 2 * len(net.groups) + 1
     if len(bs.strings) != expect:
-        raise bitstream.BitstreamError(f"{bs.config} files hold {expect} strings, this one "
-                                       f"holds {len(bs.strings)}")
-    out = net.decompress([[s] for s in bs.strings], (bs.height, bs.width))
+        raise BitstreamError(f"{bs.config} files hold {expect} strings, this one "
+                             f"holds {len(bs.strings)}")
+    strings = [[s] for s in bs.strings]
+    try:
+        if levels:
+            out = net.decompress(strings, (bs.height, bs.width), quality=q)
+        else:
+            out = net.decompress(strings, (bs.height, bs.width))
+    except (ValueError, IndexError) as e:
+        raise BitstreamError(f"the entropy-coded strings do not decode: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                             ) from None
     return out["x_hat"].clamp(0, 1), bs
+
+
+# ---------------------------------------------------------------------- rate control
+
+
+def target_bytes(height: int, width: int, *, max_bytes: Optional[int] = None,
+                 bpp: Optional[float] = None) -> int:
+    r"""The largest file size allowed by one target: ``max_bytes``, or
+    ``floor(bpp * height * width / 8)``."""
+    if (max_bytes is None) == (bpp is None):
+        raise ValueError("give exactly one of max_bytes and bpp")
+    H, W = int(height), int(width)
+    if bpp is not None:
+        if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) \
+                or not math.isfinite(bpp) or bpp <= 0:
+            raise ValueError(f"bpp must be a positive number, got {bpp!r}")
+        return int(math.floor(bpp * H * W / 8))
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    return max_bytes
+
+
+def _too_big(target: int, x: Tensor, size: int, q: Quality, config: str) -> RateControlError:
+    H, W = x.shape[-2:]
+    return RateControlError(
+        f"{config} cannot code this {W}x{H} image in {target} bytes "
+        f"({8 * target / (H * W):.4f} bpp): its smallest file, at quality {q}, is "
+        f"{size} bytes ({8 * size / (H * W):.4f} bpp)", target, size, q)
+
+
+@torch.no_grad()
+def compress_to_size(x: Tensor, config: str = "glic-lite", *, max_bytes: Optional[int] = None,
+                     bpp: Optional[float] = None, model: Optional[torch.nn.Module] = None,
+                     tolerance: float = 0.01, steps: int = 12) -> Tuple[bytes, Quality]:
+    r"""The highest-quality ``.glic`` file of ``x`` that is **not larger** than a target.
+
+    A variable-rate configuration: bisection over the continuous quality in
+    ``[1, levels]`` on the 0.001 grid the file stores, every step coding for
+    real. After coding the two ends, at most ``steps`` bisection steps (12 take
+    the interval to about 0.001 for 6 levels); it stops early once a file is
+    within ``tolerance`` (relative) under the target. The file returned is the
+    largest-quality one found that fits. A fixed-rate configuration: the integer
+    qualities whose weights ship (the untrained models 1..6 while none ship),
+    from the highest down, the first that fits.
+
+    Args:
+        x (Tensor): one image ``(1, 3, H, W)`` in ``[0, 1]``.
+        config (str): model configuration.
+        max_bytes (int): the largest file size allowed; or
+        bpp (float): the largest rate allowed, ``bpp * H * W / 8`` bytes (rounded down).
+        model (GLIC, optional): a loaded variable-rate codec for ``config``
+            (a fixed-rate search loads one model per quality: not accepted).
+        tolerance (float): stop once a file is at least ``(1 - tolerance)`` of the
+            target; 0 bisects down to the 0.001 grid (or ``steps``).
+        steps (int): most bisection steps.
+
+    Returns:
+        ``(data, quality)``: the file's bytes (``len(data) <= target``) and its
+        quality (a float rounded to 0.001, or the integer quality).
+
+    Raises:
+        RateControlError: even the lowest quality gives a larger file (the
+            message names its size).
+        ValueError: bad arguments.
+    """
+    _check_image(x)
+    target = target_bytes(*x.shape[-2:], max_bytes=max_bytes, bpp=bpp)
+    levels = zoo.levels_of(config)
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+    if levels is None:
+        if model is not None:
+            raise ValueError(f"{config} is fixed-rate (one model per quality): rate control "
+                             f"loads the model of each quality itself; pass model=None")
+        return _fixed_rate_search(x, config, target)
+    if model is not None:
+        _check_model(model, config)
+        if not model.levels:
+            raise ValueError("the model given is fixed-rate; rate control needs a "
+                             "variable-rate model")
+        levels = model.levels
+    name = zoo.codec_name(config)
+    net = model if model is not None else zoo.load_codec(name)
+    sizes: Dict[int, int] = {}
+
+    def code(c: int) -> bytes:
+        data = _encode(net, x, name, c / bitstream.QUALITY_SCALE)
+        sizes[c] = len(data)
+        return data
+
+    lo, hi = bitstream.MIN_QUALITY_CODE, levels * bitstream.QUALITY_SCALE
+    best = code(lo)
+    if len(best) > target:
+        raise _too_big(target, x, len(best), 1.0, name)
+    top = code(hi)
+    if len(top) <= target:
+        return top, hi / bitstream.QUALITY_SCALE
+    best_c = lo
+    for _ in range(steps):
+        if hi - lo <= 1 or (tolerance > 0 and len(best) >= (1 - tolerance) * target):
+            break
+        mid = (lo + hi) // 2
+        data = code(mid)
+        if len(data) <= target:
+            lo, best, best_c = mid, data, mid
+        else:
+            hi = mid
+    return best, best_c / bitstream.QUALITY_SCALE
+
+
+def _fixed_rate_search(x: Tensor, config: str, target: int) -> Tuple[bytes, int]:
+    qualities = zoo.shipped_qualities(config) or sorted(zoo.QUALITY_LAMBDAS)
+    smallest = None
+    for q in sorted(qualities, reverse=True):
+        data = compress(x, config, q)
+        if len(data) <= target:
+            return data, q
+        if smallest is None or len(data) < smallest[0]:
+            smallest = (len(data), q)
+    raise _too_big(target, x, smallest[0], smallest[1], zoo.codec_name(config, smallest[1]))

@@ -209,7 +209,7 @@ def evaluate(cfg: EvalConfig) -> Dict:
         InputError: a bad input, found before anything is coded or written.
     """
     from ..models.glic import CONFIGS
-    from ..zoo import QUALITY_LAMBDAS, UNTRAINED, codec_name, load_codec, shipped_weights
+    from ..zoo import QUALITY_LAMBDAS, UNTRAINED, codec_name, load_codec, shipped_qualities
     from ..training.models import load_model_file, is_glic
 
     # ---- check every input first -------------------------------------------------
@@ -236,8 +236,7 @@ def evaluate(cfg: EvalConfig) -> Dict:
                     raise InputError(f"quality must be one of {sorted(QUALITY_LAMBDAS)}, "
                                      f"got {q}")
         else:
-            qualities = [q for c, q in shipped_weights() if c == cfg.config] \
-                or sorted(QUALITY_LAMBDAS)
+            qualities = shipped_qualities(cfg.config) or sorted(QUALITY_LAMBDAS)
     try:
         codecs = C.resolve(cfg.classical)
     except ValueError as e:

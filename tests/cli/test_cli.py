@@ -30,6 +30,23 @@ def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "knn: available" in out and "scatter: available" in out
+    assert "shipped weights: " in out
+
+
+def test_info_lists_shipped_weights(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import pyg_glic.zoo as zoo
+    from pyg_glic.models.glic import glic_model
+    from pyg_glic.training.models import export_weights
+
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    path = export_weights(glic_model("glic-tiny"), tmp_path / "glic-tiny.pt", "glic-tiny", None)
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    fp = zoo.weights_fingerprint(torch.load(path, weights_only=True)).hex()
+    assert "glic-tiny: variable rate, any quality in [1, 6]; glic-tiny.pt" in out
+    assert f"fingerprint {fp}" in out
 
 
 def test_python_dash_m():

@@ -1,10 +1,13 @@
 import hashlib
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from pyg_glic.cli.main import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
@@ -91,7 +94,100 @@ def test_lossy_output_format_refused(image, tmp_path, capsys):
     assert "losslessly" in capsys.readouterr().err
 
 
-def test_bad_quality_is_an_argparse_error(image, tmp_path):
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_fractional_quality(image, tmp_path, capsys):
+    out = tmp_path / "a.glic"
+    assert main(["compress", str(image), str(out), "-c", "glic-tiny", "-q", "2.5"]) == 0
+    assert "quality 2.5" in capsys.readouterr().out
+    assert main(["decompress", str(out), str(tmp_path / "b.png")]) == 0
+    assert "quality 2.5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,match", [
+    (["-c", "glic-tiny", "-q", "9"], r"\[1, 6\]"),
+    (["-c", "glic-tiny", "-q", "0.5"], r"\[1, 6\]"),
+    (["-c", "glic", "-q", "2.5"], "integer"),
+    (["-c", "glic-tiny", "-q", "2", "--bpp", "0.5"], "mutually exclusive"),
+    (["-c", "glic-tiny", "-q", "2", "--max-bytes", "900"], "mutually exclusive"),
+    (["-c", "glic-tiny", "--bpp", "0.5", "--max-bytes", "900"], "mutually exclusive"),
+    (["-c", "glic-tiny", "--bpp", "0"], "positive"),
+    (["-c", "glic-tiny", "--bpp", "-1"], "positive"),
+    (["-c", "glic-tiny", "--max-bytes", "0"], "positive"),
+    (["-c", "glic-tiny", "--max-bytes", "10"], "smallest file"),  # impossible target
+])
+def test_bad_quality_or_target_is_one_line_and_writes_nothing(image, tmp_path, capsys, args,
+                                                              match):
+    out = tmp_path / "o.glic"
+    assert main(["compress", str(image), str(out)] + args) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, _one_error_line(err)), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+@pytest.fixture(scope="module")
+def sizes(one_thread):
+    # file sizes at the lowest and highest quality for `image`, for targets in between
+    import torch
+
+    from pyg_glic import codec, zoo
+
+    rng = np.random.default_rng(0)
+    arr = (rng.random((40, 56, 3)) * 255).astype(np.uint8)  # the `image` fixture's pixels
+    x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+    net = zoo.load_codec("glic-tiny+untrained")
+    return {q: len(codec.compress(x, "glic-tiny", float(q), model=net)) for q in ("1", "6")}
+
+
+def test_max_bytes_target(image, tmp_path, capsys, sizes):
+    target = int(sizes["1"] + 0.7 * (sizes["6"] - sizes["1"]))
+    out = tmp_path / "a.glic"
+    assert main(["compress", str(image), str(out), "-c", "glic-tiny", "--max-bytes",
+                 str(target)]) == 0
+    text = capsys.readouterr().out
+    n = out.stat().st_size
+    assert n <= target
+    m = re.search(r"(\d+) bytes, ([\d.]+) bpp .*quality ([\d.]+)\), target at most (\d+) "
+                  r"bytes", text)
+    assert m, text
+    assert int(m.group(1)) == n and int(m.group(4)) == target
+    assert abs(float(m.group(2)) - 8 * n / (40 * 56)) < 1e-4 and 1 <= float(m.group(3)) < 6
+    assert main(["decompress", str(out), str(tmp_path / "b.png")]) == 0
+
+
+def test_bpp_target(image, tmp_path, capsys, sizes):
+    bpp = 8 * (sizes["1"] + sizes["6"]) / 2 / (40 * 56)
+    out = tmp_path / "a.glic"
+    assert main(["compress", str(image), str(out), "-c", "glic-tiny", "--bpp",
+                 f"{bpp:.4f}"]) == 0
+    assert 8 * out.stat().st_size / (40 * 56) <= bpp
+    assert "target at most" in capsys.readouterr().out
+
+
+def test_decompress_errors_are_one_line(tmp_path, capsys):
+    from pyg_glic import bitstream
+
+    bad = tmp_path / "q.glic"  # well-formed, but quality 7.5 for a 6-level model
+    bad.write_bytes(bitstream.encode(bitstream.Bitstream(
+        "glic-tiny+untrained", 7.5, 8, 8, [b"a"] * 9, b"\0" * 8)))
+    assert main(["decompress", str(bad), str(tmp_path / "r.png")]) == 2
+    assert "out of range" in _one_error_line(capsys.readouterr().err)
+    bad.write_bytes(bitstream.encode(bitstream.Bitstream(
+        "glic-tiny+untrained", 3, 8, 8, [b"a"] * 9, b"\0" * 8)))
+    assert main(["decompress", str(bad), str(tmp_path / "r.png"), "--force"]) == 2
+    assert "weights mismatch" in _one_error_line(capsys.readouterr().err)
+    bad.write_bytes(bitstream.encode(bitstream.Bitstream(
+        "glic-lite", 3, 8, 8, [b"a"] * 11, b"\0" * 8)))
+    assert main(["decompress", str(bad), str(tmp_path / "r.png")]) == 2
+    assert "does not ship" in _one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.glic"]
+
+
+def test_bad_quality_type_is_an_argparse_error(image, tmp_path):
     with pytest.raises(SystemExit) as e:
-        main(["compress", str(image), str(tmp_path / "o.glic"), "-q", "9"])
+        main(["compress", str(image), str(tmp_path / "o.glic"), "-q", "high"])
     assert e.value.code == 2
