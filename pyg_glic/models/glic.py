@@ -64,9 +64,10 @@ def _stage(channels: int, cfg: Dict, expansion: float) -> nn.Module:
                      ffn_bias=False, attn_kwargs=attn)
 
 
-def _conv_blocks(channels: int, n: int) -> nn.Sequential:
+def _conv_blocks(channels: int, n: int, expansion: float) -> nn.Sequential:
     # GLIC's convolutional blocks at H/2 (the published GatedTransformCNN).
-    return nn.Sequential(*[GatedBlock(channels, channels, expansion=4) for _ in range(n)])
+    return nn.Sequential(*[GatedBlock(channels, channels, expansion=expansion)
+                           for _ in range(n)])
 
 
 # --------------------------------------------------------------------- transforms
@@ -85,7 +86,7 @@ class AnalysisTransform(nn.Module):
         super().__init__()
         e4, e8 = cfg["ffn_expansion"]
         self.down0 = conv(3, C1, kernel_size=3, stride=2)
-        self.blocks0 = _conv_blocks(C1, cfg["conv_blocks"])
+        self.blocks0 = _conv_blocks(C1, cfg["conv_blocks"], cfg["conv_expansion"])
         self.down1 = conv(C1, N, kernel_size=3, stride=2)
         self.stage1 = _stage(N, cfg, e4)
         self.down2 = conv(N, N, kernel_size=3, stride=2)
@@ -118,7 +119,7 @@ class SynthesisTransform(nn.Module):
         self.up1 = subpel_conv3x3(N, N, 2)
         self.stage1 = _stage(N, cfg, e4)
         self.up2 = subpel_conv3x3(N, C1, 2)
-        self.blocks2 = _conv_blocks(C1, cfg["conv_blocks"])
+        self.blocks2 = _conv_blocks(C1, cfg["conv_blocks"], cfg["conv_expansion"])
         self.up3 = subpel_conv3x3(C1, 3, 2)
         self.wavelet = WaveletSynthesis((M, N, N, C1, 3)) if cfg["wavelet"] else None
 
@@ -175,6 +176,7 @@ class GLIC(CompressionModel):
             with ``pos_bound * sigmoid`` (published 16).
         wavelet (bool): the wavelet side branch (published: on).
         conv_blocks (int): conv blocks at H/2 in each transform (default 3).
+        conv_expansion (float): their gated FFN expansion (published 4).
         entropy (str): ``"gated"`` (GLIC's gated-block entropy networks) or
             ``"elic"`` (ELIC's light convolutional ones).
         context_width (tuple, optional), context_kernel (int): hidden widths and
@@ -193,7 +195,8 @@ class GLIC(CompressionModel):
                  ffn_expansion: Union[float, Sequence[float]] = (4.0, 2.0),
                  global_candidates: str = "strided", scopes: str = "dual",
                  pos_hidden: int = 512, pos_bound: Optional[float] = 16.0,
-                 wavelet: bool = True, conv_blocks: int = 3, entropy: str = "gated",
+                 wavelet: bool = True, conv_blocks: int = 3, conv_expansion: float = 4.0,
+                 entropy: str = "gated",
                  context_width: Optional[Sequence[int]] = None, context_kernel: int = 5,
                  levels: Optional[int] = None, config: Optional[str] = None):
         super().__init__()
@@ -212,7 +215,8 @@ class GLIC(CompressionModel):
         cfg = dict(depth=depth, heads=heads, window=window, halo=halo, grid=grid, group=group,
                    mean_degree=mean_degree, adaptive=adaptive, ffn_expansion=ffn_expansion,
                    global_candidates=global_candidates, scopes=scopes, pos_hidden=pos_hidden,
-                   pos_bound=pos_bound, wavelet=wavelet, conv_blocks=conv_blocks)
+                   pos_bound=pos_bound, wavelet=wavelet, conv_blocks=conv_blocks,
+                   conv_expansion=float(conv_expansion))
         self.groups = groups
         self.levels = int(levels) if levels is not None else None
         self.hparams = dict(N=N, M=M, C1=C1, groups=list(groups),
@@ -371,10 +375,12 @@ class GLIC(CompressionModel):
 #: Named base configurations. ``glic`` is the published model part for part
 #: (69.4 M parameters; see the README's list of what matches). ``glic-lite`` is
 #: its small sibling, trained and shipped as one variable-rate model: the same
-#: graph stages (strided global graph, adaptive degree, wavelet branch) at a
-#: third of the width, with ELIC's light entropy networks (GLIC's gated
+#: graph stages (strided global graph, adaptive degree, wavelet branch) at half
+#: the width and depth 2, with ELIC's light entropy networks (GLIC's gated
 #: parameter aggregation runs 35 M parameters at H/16 for every latent pixel,
-#: which would dominate a small model's cost and weight file).
+#: which would dominate a small model's cost and weight file) and one H/2 conv
+#: block of expansion 2 (at expansion 4 that block's FFN was a third of a
+#: training step on the CPU).
 BASE_CONFIGS: Dict[str, Dict] = {
     "glic": dict(N=192, M=320, C1=128, depth=5, heads=8, window=8, halo=4, grid=16, group=8,
                  mean_degree=64, adaptive=True, ffn_expansion=(4.0, 2.0), pos_hidden=512,
@@ -382,13 +388,13 @@ BASE_CONFIGS: Dict[str, Dict] = {
     "glic-lite": dict(N=96, M=192, C1=64, groups=[16, 16, 32, 64, 64], depth=2, heads=4,
                       window=8, halo=4, grid=16, group=8, mean_degree=16, adaptive=True,
                       ffn_expansion=(2.0, 1.0), pos_hidden=64, pos_bound=16.0, wavelet=True,
-                      conv_blocks=1, entropy="elic", context_width=(96, 64),
+                      conv_blocks=1, conv_expansion=2.0, entropy="elic", context_width=(96, 64),
                       context_kernel=3, levels=6),
     #: A tiny configuration for tests and smoke runs (seconds on a CPU).
     "glic-tiny": dict(N=32, M=64, C1=16, groups=[8, 8, 16, 32], depth=2, heads=2,
                       window=4, halo=2, grid=4, group=2, mean_degree=8, adaptive=True,
                       ffn_expansion=(2.0, 1.0), pos_hidden=32, pos_bound=16.0, wavelet=True,
-                      conv_blocks=1, entropy="elic", context_width=(32, 32),
+                      conv_blocks=1, conv_expansion=2.0, entropy="elic", context_width=(32, 32),
                       context_kernel=3, levels=6),
 }
 
