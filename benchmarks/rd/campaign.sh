@@ -11,7 +11,7 @@
 # both relative to the repository root when not given. Knobs (environment, defaults):
 #   RUN=runs/campaign-glic-lite TOTAL=60000 (steps of the schedule) CHUNK=2000 (steps
 #   between curve points) BATCH=8 CROP=128 LATE_CROP=256 LATE_BATCH=2 LATE_FROM=0.88
-#   LR=3e-4 LR_MIN=1e-5 WARMUP=500 EMA=0.999 WORKERS=1 THREADS=2 NICE=19
+#   LR=3e-4 LR_MIN=1e-5 WARMUP=500 EMA=0.999 WORKERS=1 THREADS=1 NICE=19
 #   CONFIG=glic-lite ORTHO=0.1 CKPT_EVERY=200 IMAGES=01,05,07,13,15,23
 #   QUALITIES=1.5,3,4.5,6 CURVE_DIR=benchmarks/results/rd_campaign
 #   SHIP=pyg_glic/zoo/weights/$CONFIG.pt SHIP_HOURS=3 SHIP_MIN_GAIN= (none) PY=.venv/bin/python
@@ -51,7 +51,9 @@ TOTAL=${TOTAL:-60000}; CHUNK=${CHUNK:-2000}
 BATCH=${BATCH:-8}; CROP=${CROP:-128}
 LATE_CROP=${LATE_CROP:-256}; LATE_BATCH=${LATE_BATCH:-2}; LATE_FROM=${LATE_FROM:-0.88}
 LR=${LR:-3e-4}; LR_MIN=${LR_MIN:-1e-5}; WARMUP=${WARMUP:-500}; EMA=${EMA:-0.999}
-ORTHO=${ORTHO:-0.1}; WORKERS=${WORKERS:-1}; THREADS=${THREADS:-2}
+# One torch thread: a second one gained nothing measurable per step on this 2-core CPU
+# (benchmarks/results/training_cpu.md) and is better left to other work.
+ORTHO=${ORTHO:-0.1}; WORKERS=${WORKERS:-1}; THREADS=${THREADS:-1}
 CKPT_EVERY=${CKPT_EVERY:-200}
 IMAGES=${IMAGES:-01,05,07,13,15,23}; QUALITIES=${QUALITIES:-1.5,3,4.5,6}
 CURVE_DIR=${CURVE_DIR:-benchmarks/results/rd_campaign}
@@ -77,7 +79,7 @@ fi
 [ -x "$PY" ] || die "no python at $PY"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning
-# threads made every operator 5-100x slower (measured: bincount 31 ms -> 0.3 ms).
+# threads made every operator many times slower (benchmarks/training/README.md).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # torch_geometric's import calls the deprecated torch.jit.script: keep it out of the log
 export PYTHONWARNINGS="ignore:\`torch.jit.script\` is deprecated:FutureWarning${PYTHONWARNINGS:+,$PYTHONWARNINGS}"

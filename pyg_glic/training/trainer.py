@@ -323,7 +323,10 @@ class WeightEMA:
 
 def configure_optimizers(model: torch.nn.Module, s: Dict):
     r"""``(main_params, aux_params, optimizer, aux_optimizer)``: Adam on every
-    parameter but the entropy bottlenecks' quantiles, a second Adam on those."""
+    parameter but the entropy bottlenecks' quantiles, a second Adam on those.
+
+    (Adam's ``fused`` and ``foreach`` kernels were measured on this project's CPU
+    and gave nothing, so the default implementation is kept.)"""
     main_params, aux_params = split_parameters(model)
     optimizer = torch.optim.Adam(main_params, lr=s["lr"])
     aux_optimizer = torch.optim.Adam(aux_params, lr=s["aux_lr"])
@@ -548,6 +551,10 @@ def _train(cfg, s, ckpt, steps, epochs, out: Path, export, ctx: D.DistContext,
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     model.to(device)
+    if device.type == "cpu":
+        # oneDNN's convolutions run faster on channels-last maps (and the graph
+        # stages' node views of them are free): 0.79x the step (benchmarks/training).
+        model.to(memory_format=torch.channels_last)
     if amp != "none":
         keep_entropy_models_fp32(model, device.type)
     main_params, aux_params, optimizer, aux_optimizer = configure_optimizers(model, s)
@@ -729,6 +736,8 @@ def train_stretch(net, model, loader, sampler, phase: Phase, st: _RunState, s: D
         t0, c0 = time.time(), time.process_time()
         for x in loader:
             x = x.to(device=ctx.device, non_blocking=True)
+            if ctx.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
             lr = learning_rate(st.step, s, st.total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
