@@ -252,7 +252,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     p.add_argument("--quick", action="store_true", help="glic-tiny and mbt on a 96x64 crop")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
-    p.add_argument("--models", nargs="*", choices=FULL_MODELS + ["glic-tiny"])
+    from pyg_glic.models.glic import CONFIGS
+
+    p.add_argument("--models", nargs="*", choices=sorted(set(FULL_MODELS) | set(CONFIGS)),
+                   help="models (default: the full list); any GLIC configuration, ablation "
+                        "variants ('glic-lite/fixed-degree', ...) included")
     p.add_argument("--images", nargs="*", help="subset: kodak 1080p")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=None, help="timed calls (default 3; quick 1)")
