@@ -10,9 +10,9 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from . import coding, demo, eval as evaluate, info, train
+from . import coding, compressai_eval, demo, eval as evaluate, info, train
 
-COMMANDS = (coding, demo, info, train, evaluate)
+COMMANDS = (coding, demo, info, train, evaluate, compressai_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

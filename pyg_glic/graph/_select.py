@@ -16,8 +16,10 @@ import torch
 from torch import Tensor
 
 from ..convert.csr import degree_to_ptr
+from ..ops.knn import knn
+from ._checks import map_nodes
 from .base import CandidateBlocks, ImageGraph
-from .similarity import block_scores
+from .similarity import block_scores, knn_features, normalize
 
 #: Default bound on the number of elements (scores, top-k output, gathered features)
 #: of one chunk, per device type. On CPUs small chunks stay in cache and below
@@ -250,3 +252,42 @@ def target_degrees(k: int, cap: Tensor, groups: Tensor, *, adaptive: bool,
     hi = cap.clamp_max(k_max)
     return allocate_degrees(score, groups, k, k_min, hi, redistribute=redistribute,
                             is_ptr=False)
+
+
+def select_in_blocks(x: Tensor, qidx: Tensor, cidx: Tensor, degree: Tensor, blk: Tensor,
+                     pos: Tensor, *, similarity: str, pos_weight: float, scale: float,
+                     backend: str, chunk_elements: Optional[int], return_blocks: bool
+                     ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    r"""``(src, ptr, mask)``: each query's ``degree`` most similar candidates of its
+    block, for builders whose sources and targets are the same nodes of one map
+    (the halo graph, the strided global graph).
+
+    ``"torch"`` scores each chunk of blocks against its gathered candidates
+    (:func:`blocked_topk`); another backend runs :func:`pyg_glic.ops.knn` with one
+    batch id per block over a per-block copy of its candidates.
+    """
+    N = degree.numel()
+    if backend == "torch":
+        xn = normalize(map_nodes(x))
+        ps = pos / scale
+        return blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity, pq=ps, pc=ps,
+                            pos_weight=pos_weight, chunk_elements=chunk_elements,
+                            return_mask=return_blocks)
+    ptr = degree_to_ptr(degree)
+    feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
+    cv = cidx >= 0
+    cand = cidx[cv]  # per-block copies of the candidates, block-major
+    bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
+    perm = qidx[qidx >= 0]
+    kk = int(degree.max())
+    if kk == 0:
+        src = torch.empty(0, dtype=torch.long, device=x.device)
+    else:
+        out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
+        rank = rank_in_query(out[0], perm.numel())
+        src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
+    mask = None
+    if return_blocks:
+        dst = torch.arange(N, device=x.device).repeat_interleave(degree, output_size=src.numel())
+        mask = mask_from_edges(qidx, cidx, src, dst, N, N)
+    return src, ptr, mask

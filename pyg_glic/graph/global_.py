@@ -14,8 +14,8 @@ from ._blocks import (dilated_groups, grid_positions, node_to_block, strided_blo
                       strided_steps)
 from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
                       check_similarity, map_nodes, node_scores, pos_dtype, work_dtype)
-from ._select import (blocked_topk, empty_graph, make_graph,
-                      mask_from_edges, place_ranked, rank_in_query, target_degrees)
+from ._select import (blocked_topk, empty_graph, make_graph, mask_from_edges, place_ranked,
+                      rank_in_query, select_in_blocks, target_degrees)
 from .base import CandidateBlocks, ImageGraph
 from .downsample import pool_map, pooled_pos, pooled_size
 from .similarity import knn_features, normalize
@@ -241,32 +241,10 @@ def _strided_graph(x: Tensor, k: int, grid, group: int, *, adaptive: bool, k_min
                             k_min=k_min, k_max=k_max, redistribute=redistribute)
     scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
 
-    if backend == "torch":
-        xn = normalize(map_nodes(x))
-        ps = pos / scale
-        src, ptr, mask = blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity,
-                                      pq=ps, pc=ps, pos_weight=pos_weight,
-                                      chunk_elements=chunk_elements, return_mask=return_blocks)
-    else:
-        # one batch id per query set over a per-set copy of its lattice (as halo_graph)
-        ptr = degree_to_ptr(degree)
-        feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
-        cv = cidx >= 0
-        cand = cidx[cv]
-        bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
-        perm = qidx[qidx >= 0]
-        kk = int(degree.max())
-        if kk == 0:
-            src = torch.empty(0, dtype=torch.long, device=x.device)
-        else:
-            out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
-            rank = rank_in_query(out[0], perm.numel())
-            src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
-        mask = None
-        if return_blocks:
-            dst = torch.arange(N, device=x.device).repeat_interleave(degree,
-                                                                     output_size=src.numel())
-            mask = mask_from_edges(qidx, cidx, src, dst, N, N)
+    src, ptr, mask = select_in_blocks(x, qidx, cidx, degree, blk, pos, similarity=similarity,
+                                      pos_weight=pos_weight, scale=scale, backend=backend,
+                                      chunk_elements=chunk_elements,
+                                      return_blocks=return_blocks)
     blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
     g = make_graph(src, ptr, pos, pos, blocks=blocks)
     # offsets in lattice steps: every edge joins two nodes of one lattice, so dy and dx

@@ -7,15 +7,11 @@ import torch
 from torch import Tensor
 
 from .. import typing as _t
-from ..convert.csr import degree_to_ptr
-from ..ops.knn import knn
 from ._blocks import grid_positions, halo_blocks, node_to_block, window_blocks
 from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
-                      check_similarity, map_nodes, node_scores, pos_dtype)
-from ._select import (blocked_topk, empty_graph, make_graph,
-                      mask_from_edges, place_ranked, rank_in_query, target_degrees)
+                      check_similarity, node_scores, pos_dtype)
+from ._select import empty_graph, make_graph, select_in_blocks, target_degrees
 from .base import CandidateBlocks, ImageGraph
-from .similarity import knn_features, normalize
 
 
 @torch.no_grad()
@@ -112,31 +108,10 @@ def halo_graph(x: Tensor, k: int = 64, *, window: int = 8, halo: int = 4,
                             k_min=k_min, k_max=k_max, redistribute=redistribute)
     scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
 
-    if backend == "torch":
-        xn = normalize(map_nodes(x))
-        ps = pos / scale
-        src, ptr, mask = blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity,
-                                      pq=ps, pc=ps, pos_weight=pos_weight,
-                                      chunk_elements=chunk_elements, return_mask=return_blocks)
-    else:
-        ptr = degree_to_ptr(degree)
-        feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
-        cv = cidx >= 0
-        cand = cidx[cv]  # per-window copies of the patch, window-major
-        bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
-        perm = qidx[qidx >= 0]
-        kk = int(degree.max())
-        if kk == 0:
-            src = torch.empty(0, dtype=torch.long, device=x.device)
-        else:
-            out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
-            rank = rank_in_query(out[0], perm.numel())
-            src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
-        mask = None
-        if return_blocks:
-            dst = torch.arange(N, device=x.device).repeat_interleave(degree,
-                                                                     output_size=src.numel())
-            mask = mask_from_edges(qidx, cidx, src, dst, N, N)
+    src, ptr, mask = select_in_blocks(x, qidx, cidx, degree, blk, pos, similarity=similarity,
+                                      pos_weight=pos_weight, scale=scale, backend=backend,
+                                      chunk_elements=chunk_elements,
+                                      return_blocks=return_blocks)
     blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
     return make_graph(src, ptr, pos, pos, blocks=blocks)
 
