@@ -22,8 +22,6 @@ setup(
         "torch>=2.4",
         "torchvision",
         "torch-geometric>=2.6",
-        "torch-cluster",
-        "torch-scatter",
         "compressai>=1.2.8",
         "numpy<2",
         "pillow",
@@ -32,7 +30,9 @@ setup(
         "pytorch-msssim",
         "bjontegaard",
     ],
-    extras_require={"test": ["pytest"]},
+    # Optional compiled backends (k-NN, scatter); every operation also has a pure-torch
+    # path (pyg_glic.typing). scripts/bootstrap.sh builds and installs them.
+    extras_require={"test": ["pytest"], "ext": ["torch-cluster", "torch-scatter"]},
     entry_points={"console_scripts": ["pyg-glic=pyg_glic.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
