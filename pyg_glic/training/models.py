@@ -13,7 +13,8 @@ File formats:
 - **exported weights** (:func:`export_weights`): the model's state dict in fp16
   with an ``"_hparams"`` entry: for GLIC exactly
   :meth:`GLIC.state_dict_with_config` (what ``pyg_glic.zoo`` loads from
-  ``zoo/weights/{config}-q{quality}.pt``); for a peer
+  ``zoo/weights/{config}.pt`` for a variable-rate model, ``{config}-q{quality}.pt``
+  for a fixed-rate one); for a peer
   ``{"config": "mbt2018-mean", "quality": q}``.
 """
 from __future__ import annotations
@@ -131,7 +132,8 @@ def export_state(model: nn.Module, config: str, quality: int) -> Dict:
 def export_weights(model: nn.Module, path, config: str, quality: int) -> Path:
     r"""Write the model's weights as an fp16 state dict with ``"_hparams"``, atomically.
 
-    For GLIC the file drops into ``pyg_glic/zoo/weights/{config}-q{quality}.pt``.
+    For GLIC the file drops into ``pyg_glic/zoo/weights/{config}.pt`` (variable rate)
+    or ``{config}-q{quality}.pt`` (fixed rate).
     """
     from .checkpoint import atomic_save
 
