@@ -22,7 +22,7 @@ def test_torchrun_two_cpu_processes(tmp_path, make_images):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "2 process(es) x batch 1" in p.stderr
+    assert "2 process(es), 2 steps of 1x64" in p.stderr
     assert p.stdout.count("step 2: checkpoint") == 1, p.stdout  # only rank 0 reports
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "loss" in x] == [1, 2]
