@@ -26,6 +26,29 @@ from .bitstream import BitstreamError
 
 Quality = Union[int, float]
 
+#: Largest image (pixels) :func:`decompress` decodes unless told otherwise. Images are
+#: decoded whole (about 1.2 KB of memory per pixel with glic-lite), so the default,
+#: 4096 x 4096, keeps a decode within a few tens of GB; the limit is checked from the
+#: header, before any allocation (a 98-byte file claiming 20000 x 20000 pixels is
+#: refused at once). In the spirit of Pillow's ``Image.MAX_IMAGE_PIXELS``.
+MAX_PIXELS = 4096 * 4096
+
+
+class ImageTooLargeError(BitstreamError):
+    r"""A ``.glic`` file claims more pixels than the decoder's limit allows.
+
+    Attributes:
+        height, width (int): the claimed size.
+        max_pixels (int): the limit.
+    """
+
+    def __init__(self, height: int, width: int, max_pixels: int):
+        super().__init__(f"the file claims a {width}x{height} image ({height * width:,} "
+                         f"pixels), more than the limit of {max_pixels:,} pixels; raise it "
+                         f"with max_pixels= (pyg-glic decompress --max-pixels) if you trust "
+                         f"the file and have the memory")
+        self.height, self.width, self.max_pixels = height, width, max_pixels
+
 
 class RateControlError(ValueError):
     r"""No quality gives a file within the target size.
@@ -118,8 +141,8 @@ def _load_for(bs: bitstream.Bitstream):
 
 
 @torch.no_grad()
-def decompress(data: bytes, model: Optional[torch.nn.Module] = None
-               ) -> Tuple[Tensor, bitstream.Bitstream]:
+def decompress(data: bytes, model: Optional[torch.nn.Module] = None,
+               max_pixels: Optional[int] = MAX_PIXELS) -> Tuple[Tensor, bitstream.Bitstream]:
     r"""The bytes of a ``.glic`` file (version 1 or 2) -> ``(image (1, 3, H, W) in
     [0, 1], header)``.
 
@@ -132,12 +155,17 @@ def decompress(data: bytes, model: Optional[torch.nn.Module] = None
     Args:
         model (GLIC, optional): the codec to decode with instead of the one the
             file names (its fingerprint must match a version-2 file's).
+        max_pixels (int, optional): refuse files claiming more pixels
+            (:class:`ImageTooLargeError`), checked before anything is allocated;
+            ``None`` for no limit. (default: :data:`MAX_PIXELS`)
 
     Raises:
         pyg_glic.bitstream.BitstreamError: any of the above; never another error
             for a bad file.
     """
     bs = bitstream.decode(data, known_configs=zoo.known_codec_names())
+    if max_pixels is not None and bs.height * bs.width > max_pixels:
+        raise ImageTooLargeError(bs.height, bs.width, int(max_pixels))
     config, _ = zoo.split_codec_name(bs.config)
     levels = model.levels if model is not None else zoo.levels_of(config)
     try:

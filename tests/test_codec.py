@@ -227,3 +227,24 @@ def test_rate_control_bad_targets(net, image, kwargs):
 def test_rate_control_fixed_rate_refuses_a_model(net, image):
     with pytest.raises(ValueError, match="fixed-rate"):
         codec.compress_to_size(image, "glic", max_bytes=1000, model=net)
+
+
+def test_a_huge_claimed_size_is_refused_before_any_allocation(monkeypatch):
+    # A small file with a valid checksum that claims 20000 x 20000 pixels.
+    data = bitstream.encode(Bitstream("glic-tiny+untrained", 3.0, 20000, 20000,
+                                      [b"\x00" * 16] * 9, b"\x01" * 8))
+    assert len(data) < 300
+
+    def no_model(*a, **k):  # the refusal must come before a codec is even loaded
+        raise AssertionError("a codec was loaded for a file that should be refused")
+
+    monkeypatch.setattr(zoo, "load_codec", no_model)
+    with pytest.raises(codec.ImageTooLargeError, match=r"20000x20000 image \(400,000,000 "
+                                                       r"pixels\).*16,777,216") as e:
+        codec.decompress(data)
+    assert isinstance(e.value, BitstreamError)
+    assert (e.value.height, e.value.width, e.value.max_pixels) == (20000, 20000, 4096 ** 2)
+    with pytest.raises(codec.ImageTooLargeError, match="limit of 100 pixels"):
+        codec.decompress(bitstream.encode(Bitstream("glic-tiny+untrained", 3.0, 10, 11,
+                                                    [b"\x00"] * 9, b"\x01" * 8)),
+                         max_pixels=100)

@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("decompress", help="decompress a .glic file to an image")
     p.add_argument("input", help="the .glic file")
     p.add_argument("output", help="image file to write (.png, .bmp, .tif or .ppm)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse files claiming more than N pixels (default 4096*4096 = "
+                        "16,777,216; checked before decoding allocates anything)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-v", "--verbose", action="store_true", help="print timings")
     p.set_defaults(run=run_decompress)
@@ -151,6 +154,8 @@ def run_decompress(args) -> int:
     from ..bitstream import BitstreamError
     from ..utils.image import save_image
 
+    if args.max_pixels is not None and args.max_pixels < 1:
+        return _fail(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
     if Path(args.output).suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".ppm"):
         return _fail(f"{args.output}: the decoded image must be written losslessly; use a "
                      f".png, .bmp, .tif or .ppm name")
@@ -160,7 +165,8 @@ def run_decompress(args) -> int:
         return _fail(f"{args.input}: {e}")
     t0 = time.perf_counter()
     try:
-        x_hat, bs = codec.decompress(data)
+        x_hat, bs = codec.decompress(
+            data, max_pixels=args.max_pixels or codec.MAX_PIXELS)
     except BitstreamError as e:
         return _fail(f"{args.input}: {e}")
     t1 = time.perf_counter()

@@ -191,3 +191,18 @@ def test_bad_quality_type_is_an_argparse_error(image, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["compress", str(image), str(tmp_path / "o.glic"), "-q", "high"])
     assert e.value.code == 2
+
+
+def test_decompress_refuses_a_huge_claimed_size_in_one_line(tmp_path, capsys):
+    from pyg_glic import bitstream
+
+    bad = tmp_path / "bomb.glic"
+    bad.write_bytes(bitstream.encode(bitstream.Bitstream(
+        "glic-tiny+untrained", 3.0, 20000, 20000, [b"\x00" * 16] * 9, b"\x01" * 8)))
+    out = tmp_path / "out.png"
+    assert main(["decompress", str(bad), str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "20000x20000" in err[0] and "--max-pixels" in err[0]
+    assert not out.exists()
+    assert main(["decompress", str(bad), str(out), "--max-pixels", "0"]) == 2
+    assert "--max-pixels must be a positive" in capsys.readouterr().err
