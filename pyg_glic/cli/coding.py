@@ -90,7 +90,7 @@ def run_compress(args) -> int:
     if err:
         return _fail(err)
     from .. import codec
-    from ..utils.image import atomic_write, load_image
+    from ..utils.image import atomic_write, load_image_noting
     from ..zoo import (UNTRAINED, check_quality, codec_name, is_variable_rate, load_codec,
                        shipped_qualities)
 
@@ -104,9 +104,11 @@ def run_compress(args) -> int:
         except ValueError as e:
             return _fail(str(e))
     try:
-        x = load_image(args.input)
+        x, notes = load_image_noting(args.input)
     except (FileNotFoundError, ValueError) as e:
         return _fail(str(e))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     H, W = x.shape[-2:]
     if variable or not target:
         name = codec_name(args.config, None if variable else quality)

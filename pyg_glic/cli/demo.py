@@ -110,7 +110,7 @@ def run(args) -> int:
 
     from .. import codec
     from ..evaluation import metrics
-    from ..utils.image import load_image, save_image, to_uint8
+    from ..utils.image import load_image_noting, save_image, to_uint8
     from ..zoo import UNTRAINED, check_quality, codec_name, levels_of, load_codec
 
     def fail(msg: str) -> int:
@@ -122,9 +122,11 @@ def run(args) -> int:
     except ValueError as e:
         return fail(str(e))
     try:
-        x = load_image(args.image)
+        x, notes = load_image_noting(args.image)
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     H, W = x.shape[-2:]
     levels = levels_of(args.config)
     name = codec_name(args.config, None if levels else q)

@@ -206,3 +206,13 @@ def test_decompress_refuses_a_huge_claimed_size_in_one_line(tmp_path, capsys):
     assert not out.exists()
     assert main(["decompress", str(bad), str(out), "--max-pixels", "0"]) == 2
     assert "--max-pixels must be a positive" in capsys.readouterr().err
+
+
+def test_compress_says_in_one_line_what_an_input_loses(tmp_path, capsys):
+    rgba = np.zeros((40, 56, 4), np.uint8)
+    rgba[..., 3] = 128
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    assert main(["compress", str(tmp_path / "t.png"), str(tmp_path / "t.glic"),
+                 "-c", "glic-tiny"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "alpha" in line]
+    assert len(err) == 1 and err[0].startswith("warning: t.png: the alpha channel")
