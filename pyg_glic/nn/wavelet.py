@@ -262,7 +262,38 @@ class InverseWaveletScaling(torch.nn.Module):
         return f"{self.in_channels}, {self.out_channels}"
 
 
-class WaveletAnalysis(torch.nn.Module):
+class _WaveletChain(torch.nn.Module):
+    r"""Chained wavelet steps (``step_class``) returning every step's output."""
+
+    step_class: type
+
+    def __init__(self, channels: Sequence[int], *, orthogonal_init: bool = True):
+        super().__init__()
+        self.channels = tuple(int(c) for c in channels)
+        if len(self.channels) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least two channel counts, "
+                             f"got {self.channels}")
+        self.steps = torch.nn.ModuleList(
+            self.step_class(i, o, orthogonal_init=orthogonal_init)
+            for i, o in zip(self.channels[:-1], self.channels[1:]))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for step in self.steps:
+            step.reset_parameters()
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        outs = []
+        for step in self.steps:
+            x = step(x)
+            outs.append(x)
+        return outs
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
+class WaveletAnalysis(_WaveletChain):
     r"""The analysis side of the auxiliary wavelet transform (GLIC's ``AuxT_enc``,
     from `"Learned Image Compression with an Auxiliary Transform"
     <https://arxiv.org/abs/2501.13751>`_): chained :class:`WaveletScaling` steps,
@@ -282,34 +313,14 @@ class WaveletAnalysis(torch.nn.Module):
         - **input:** :math:`(B, C_0, H, W)`, ``H`` and ``W`` multiples of :math:`2^n`
         - **output:** list of ``n`` maps :math:`(B, C_k, H/2^k, W/2^k)`
     """
+    step_class = WaveletScaling
+
     def __init__(self, channels: Sequence[int] = (3, 128, 192, 192, 320), *,
                  orthogonal_init: bool = True):
-        super().__init__()
-        self.channels = tuple(int(c) for c in channels)
-        if len(self.channels) < 2:
-            raise ValueError(f"WaveletAnalysis needs at least two channel counts, "
-                             f"got {self.channels}")
-        self.steps = torch.nn.ModuleList(
-            WaveletScaling(i, o, orthogonal_init=orthogonal_init)
-            for i, o in zip(self.channels[:-1], self.channels[1:]))
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        for step in self.steps:
-            step.reset_parameters()
-
-    def forward(self, x: Tensor) -> List[Tensor]:
-        outs = []
-        for step in self.steps:
-            x = step(x)
-            outs.append(x)
-        return outs
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}"
+        super().__init__(channels, orthogonal_init=orthogonal_init)
 
 
-class WaveletSynthesis(torch.nn.Module):
+class WaveletSynthesis(_WaveletChain):
     r"""The synthesis side of the auxiliary wavelet transform (GLIC's ``AuxT_dec``,
     from `"Learned Image Compression with an Auxiliary Transform"
     <https://arxiv.org/abs/2501.13751>`_): chained :class:`InverseWaveletScaling`
@@ -329,31 +340,11 @@ class WaveletSynthesis(torch.nn.Module):
         - **input:** :math:`(B, C_0, H, W)`
         - **output:** list of ``n`` maps :math:`(B, C_k, 2^k H, 2^k W)`
     """
+    step_class = InverseWaveletScaling
+
     def __init__(self, channels: Sequence[int] = (320, 192, 192, 128, 3), *,
                  orthogonal_init: bool = True):
-        super().__init__()
-        self.channels = tuple(int(c) for c in channels)
-        if len(self.channels) < 2:
-            raise ValueError(f"WaveletSynthesis needs at least two channel counts, "
-                             f"got {self.channels}")
-        self.steps = torch.nn.ModuleList(
-            InverseWaveletScaling(i, o, orthogonal_init=orthogonal_init)
-            for i, o in zip(self.channels[:-1], self.channels[1:]))
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        for step in self.steps:
-            step.reset_parameters()
-
-    def forward(self, y: Tensor) -> List[Tensor]:
-        outs = []
-        for step in self.steps:
-            y = step(y)
-            outs.append(y)
-        return outs
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}"
+        super().__init__(channels, orthogonal_init=orthogonal_init)
 
 
 def orthogonality_loss(module: torch.nn.Module) -> Tensor:
