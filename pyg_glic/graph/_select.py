@@ -15,9 +15,11 @@ from typing import Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .. import typing as _t
 from ..convert.csr import degree_to_ptr
 from ..ops.knn import knn
-from ._checks import map_nodes
+from ._blocks import grid_positions, node_to_block
+from ._checks import map_nodes, node_scores, pos_dtype
 from .base import CandidateBlocks, ImageGraph
 from .similarity import block_scores, knn_features, normalize
 
@@ -254,40 +256,61 @@ def target_degrees(k: int, cap: Tensor, groups: Tensor, *, adaptive: bool,
                             is_ptr=False)
 
 
-def select_in_blocks(x: Tensor, qidx: Tensor, cidx: Tensor, degree: Tensor, blk: Tensor,
-                     pos: Tensor, *, similarity: str, pos_weight: float, scale: float,
-                     backend: str, chunk_elements: Optional[int], return_blocks: bool
-                     ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    r"""``(src, ptr, mask)``: each query's ``degree`` most similar candidates of its
-    block, for builders whose sources and targets are the same nodes of one map
-    (the halo graph, the strided global graph).
+def graph_in_blocks(x: Tensor, qidx: Tensor, cidx: Tensor, k: int, *, adaptive: bool,
+                    k_min: int, k_max: Optional[int], score: Optional[Tensor],
+                    redistribute: bool, similarity: str, backend: Optional[str],
+                    pos_weight: float, pos_scale: Optional[float],
+                    chunk_elements: Optional[int], return_blocks: bool) -> ImageGraph:
+    r"""The graph of a map ``x`` whose sources and targets are its own nodes (the halo
+    graph, the strided global graph), given its candidate layout: query blocks
+    ``qidx (nb, Q)`` sharing candidates ``cidx (nb, K)`` (``-1`` = padding).
 
-    ``"torch"`` scores each chunk of blocks against its gathered candidates
-    (:func:`blocked_topk`); another backend runs :func:`pyg_glic.ops.knn` with one
-    batch id per block over a per-block copy of its candidates.
+    Each query keeps its ``k`` most similar valid candidates, or its adaptive
+    degree with its block as the budget group (:func:`target_degrees`; ``k``,
+    ``k_min`` and ``k_max`` already checked by the builder). ``"torch"`` scores each
+    chunk of blocks against its gathered candidates (:func:`blocked_topk`); another
+    backend runs :func:`pyg_glic.ops.knn` with one batch id per block over a
+    per-block copy of its candidates. ``edge_attr`` is in pixels.
     """
-    N = degree.numel()
+    B, _, H, W = x.shape
+    backend = _t.resolve_backend("knn", backend, x.device)
+    N = B * H * W
+    pos = grid_positions(B, H, W, x.device, pos_dtype(x))
+    if N == 0:
+        blocks = CandidateBlocks(qidx, cidx, torch.zeros(qidx.size(0), qidx.size(1),
+                                                         cidx.size(1), dtype=torch.bool,
+                                                         device=x.device))
+        return empty_graph(N, N, pos, pos, blocks if return_blocks else None)
+    blk, _ = node_to_block(qidx, N)
+    cap = (cidx >= 0).sum(1)[blk]
+    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
+                            k_min=k_min, k_max=k_max, redistribute=redistribute)
+    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
+
     if backend == "torch":
         xn = normalize(map_nodes(x))
         ps = pos / scale
-        return blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity, pq=ps, pc=ps,
-                            pos_weight=pos_weight, chunk_elements=chunk_elements,
-                            return_mask=return_blocks)
-    ptr = degree_to_ptr(degree)
-    feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
-    cv = cidx >= 0
-    cand = cidx[cv]  # per-block copies of the candidates, block-major
-    bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
-    perm = qidx[qidx >= 0]
-    kk = int(degree.max())
-    if kk == 0:
-        src = torch.empty(0, dtype=torch.long, device=x.device)
+        src, ptr, mask = blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity,
+                                      pq=ps, pc=ps, pos_weight=pos_weight,
+                                      chunk_elements=chunk_elements, return_mask=return_blocks)
     else:
-        out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
-        rank = rank_in_query(out[0], perm.numel())
-        src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
-    mask = None
-    if return_blocks:
-        dst = torch.arange(N, device=x.device).repeat_interleave(degree, output_size=src.numel())
-        mask = mask_from_edges(qidx, cidx, src, dst, N, N)
-    return src, ptr, mask
+        ptr = degree_to_ptr(degree)
+        feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
+        cv = cidx >= 0
+        cand = cidx[cv]  # per-block copies of the candidates, block-major
+        bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
+        perm = qidx[qidx >= 0]
+        kk = int(degree.max())
+        if kk == 0:
+            src = torch.empty(0, dtype=torch.long, device=x.device)
+        else:
+            out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
+            rank = rank_in_query(out[0], perm.numel())
+            src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
+        mask = None
+        if return_blocks:
+            dst = torch.arange(N, device=x.device).repeat_interleave(degree,
+                                                                     output_size=src.numel())
+            mask = mask_from_edges(qidx, cidx, src, dst, N, N)
+    blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
+    return make_graph(src, ptr, pos, pos, blocks=blocks)

@@ -15,7 +15,7 @@ from ._blocks import (dilated_groups, grid_positions, node_to_block, strided_blo
 from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
                       check_similarity, map_nodes, node_scores, pos_dtype, work_dtype)
 from ._select import (blocked_topk, empty_graph, make_graph, mask_from_edges, place_ranked,
-                      rank_in_query, select_in_blocks, target_degrees)
+                      rank_in_query, graph_in_blocks, target_degrees)
 from .base import CandidateBlocks, ImageGraph
 from .downsample import pool_map, pooled_pos, pooled_size
 from .similarity import knn_features, normalize
@@ -226,29 +226,14 @@ def _strided_graph(x: Tensor, k: int, grid, group: int, *, adaptive: bool, k_min
     check_k(k, K, f"strided global graph ({grid}x{grid} lattice)")
     if adaptive:
         k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
-    backend = _t.resolve_backend("knn", backend, x.device)
-    N = B * H * W
-    pos = grid_positions(B, H, W, x.device, pos_dtype(x))
     qidx, cidx = strided_blocks(B, H, W, grid, group, x.device)
-    ty, tx, _, _ = strided_steps(H, W, grid, group)
-    if N == 0:
-        blocks = CandidateBlocks(qidx, cidx, torch.zeros(qidx.size(0), group ** 2, K,
-                                                         dtype=torch.bool, device=x.device))
-        return empty_graph(N, N, pos, pos, blocks if return_blocks else None)
-    blk, _ = node_to_block(qidx, N)
-    cap = (cidx >= 0).sum(1)[blk]
-    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
-                            k_min=k_min, k_max=k_max, redistribute=redistribute)
-    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
-
-    src, ptr, mask = select_in_blocks(x, qidx, cidx, degree, blk, pos, similarity=similarity,
-                                      pos_weight=pos_weight, scale=scale, backend=backend,
-                                      chunk_elements=chunk_elements,
-                                      return_blocks=return_blocks)
-    blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
-    g = make_graph(src, ptr, pos, pos, blocks=blocks)
+    g = graph_in_blocks(x, qidx, cidx, k, adaptive=adaptive, k_min=k_min, k_max=k_max,
+                        score=score, redistribute=redistribute, similarity=similarity,
+                        backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
+                        chunk_elements=chunk_elements, return_blocks=return_blocks)
     # offsets in lattice steps: every edge joins two nodes of one lattice, so dy and dx
     # are exact multiples of ty and tx
+    ty, tx, _, _ = strided_steps(H, W, grid, group)
     g.edge_attr = g.edge_attr / torch.tensor([ty, tx], dtype=g.edge_attr.dtype,
                                              device=x.device)
     return g

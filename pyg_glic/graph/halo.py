@@ -6,12 +6,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .. import typing as _t
-from ._blocks import grid_positions, halo_blocks, node_to_block, window_blocks
-from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
-                      check_similarity, node_scores, pos_dtype)
-from ._select import empty_graph, make_graph, select_in_blocks, target_degrees
-from .base import CandidateBlocks, ImageGraph
+from ._blocks import halo_blocks, window_blocks
+from ._checks import as_map, check_degree_bounds, check_int, check_k, check_map, check_similarity
+from ._select import graph_in_blocks
+from .base import ImageGraph
 
 
 @torch.no_grad()
@@ -93,27 +91,12 @@ def halo_graph(x: Tensor, k: int = 64, *, window: int = 8, halo: int = 4,
     check_k(k, K, f"halo graph (window={window}, halo={halo})")
     if adaptive:
         k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
-    backend = _t.resolve_backend("knn", backend, x.device)
-    N = B * H * W
-    pos = grid_positions(B, H, W, x.device, pos_dtype(x))
     qidx = window_blocks(B, H, W, window, x.device)
     cidx = halo_blocks(B, H, W, window, halo, x.device)
-    if N == 0:
-        blocks = CandidateBlocks(qidx, cidx, torch.zeros(qidx.size(0), window ** 2, K,
-                                                         dtype=torch.bool, device=x.device))
-        return empty_graph(N, N, pos, pos, blocks if return_blocks else None)
-    blk, _ = node_to_block(qidx, N)
-    cap = (cidx >= 0).sum(1)[blk]
-    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
-                            k_min=k_min, k_max=k_max, redistribute=redistribute)
-    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
-
-    src, ptr, mask = select_in_blocks(x, qidx, cidx, degree, blk, pos, similarity=similarity,
-                                      pos_weight=pos_weight, scale=scale, backend=backend,
-                                      chunk_elements=chunk_elements,
-                                      return_blocks=return_blocks)
-    blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
-    return make_graph(src, ptr, pos, pos, blocks=blocks)
+    return graph_in_blocks(x, qidx, cidx, k, adaptive=adaptive, k_min=k_min, k_max=k_max,
+                           score=score, redistribute=redistribute, similarity=similarity,
+                           backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
+                           chunk_elements=chunk_elements, return_blocks=return_blocks)
 
 
 class HaloGraph(torch.nn.Module):
