@@ -73,6 +73,11 @@ def _conv_blocks(channels: int, n: int, expansion: float) -> nn.Sequential:
 # --------------------------------------------------------------------- transforms
 
 
+def _plus(h: Tensor, aux: Optional[Tensor]) -> Tensor:
+    # the wavelet branch's output at this scale, if the branch is on
+    return h if aux is None else h + aux
+
+
 class AnalysisTransform(nn.Module):
     r"""GLIC's ``g_a``: ``(B, 3, H, W)`` -> ``(B, M, H/16, W/16)``.
 
@@ -96,14 +101,10 @@ class AnalysisTransform(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.wavelet(x) if self.wavelet is not None else [None] * 4
-        h = self.blocks0(self.down0(x))
-        for i, step in enumerate((lambda t: self.stage1(self.down1(t)),
-                                  lambda t: self.stage2(self.down2(t)),
-                                  self.down3)):
-            if w[i] is not None:
-                h = h + w[i]
-            h = step(h)
-        return h if w[3] is None else h + w[3]
+        h = _plus(self.blocks0(self.down0(x)), w[0])      # H/2
+        h = _plus(self.stage1(self.down1(h)), w[1])       # H/4
+        h = _plus(self.stage2(self.down2(h)), w[2])       # H/8
+        return _plus(self.down3(h), w[3])                 # H/16
 
 
 class SynthesisTransform(nn.Module):
@@ -125,15 +126,10 @@ class SynthesisTransform(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:
         w = self.wavelet(y) if self.wavelet is not None else [None] * 4
-        h = y
-        for i, step in enumerate((lambda t: self.stage0(self.up0(t)),
-                                  lambda t: self.stage1(self.up1(t)),
-                                  lambda t: self.blocks2(self.up2(t)),
-                                  self.up3)):
-            h = step(h)
-            if w[i] is not None:
-                h = h + w[i]
-        return h
+        h = _plus(self.stage0(self.up0(y)), w[0])         # H/8
+        h = _plus(self.stage1(self.up1(h)), w[1])         # H/4
+        h = _plus(self.blocks2(self.up2(h)), w[2])        # H/2
+        return _plus(self.up3(h), w[3])                   # H
 
 
 # -------------------------------------------------------------------------- model
