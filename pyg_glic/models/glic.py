@@ -349,9 +349,13 @@ class GLIC(CompressionModel):
         r"""A model rebuilt from a state dict saved by this class.
 
         The configuration is read from ``state_dict["_hparams"]`` when present
-        (the zoo's weight files carry it), else taken from ``kwargs``.
+        (the zoo's weight files carry it), else taken from ``kwargs``. Floating
+        tensors are loaded as fp32 whatever their stored precision (exported
+        weight files are fp16; CompressAI resizes the entropy models' buffers to
+        the stored tensors, so they must not arrive in fp16).
         """
-        state_dict = dict(state_dict)
+        state_dict = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
+                      for k, v in state_dict.items()}
         hp = state_dict.pop("_hparams", None)
         params = dict(hp) if isinstance(hp, dict) else {}
         params.update(kwargs)

@@ -170,11 +170,6 @@ def shipped_qualities(config: str) -> List[int]:
     return sorted(q for c, q in shipped_weights() if c == config)
 
 
-def _to_fp32(state: Mapping) -> Dict:
-    return {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
-            for k, v in state.items()}
-
-
 def glic(config: str = "glic-lite", quality: Quality = 3, pretrained: bool = False,
          **kwargs) -> GLIC:
     r"""A GLIC codec.
@@ -202,7 +197,7 @@ def glic(config: str = "glic-lite", quality: Quality = 3, pretrained: bool = Fal
             raise FileNotFoundError(f"no trained weights ship for {what} (expected {path}; "
                                     f"shipped: {have or 'none'})")
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net = GLIC.from_state_dict(_to_fp32(state), config=config, **kwargs)
+        net = GLIC.from_state_dict(state, config=config, **kwargs)
         net.eval()
         net.update(force=True)
     if net.levels:
@@ -385,7 +380,7 @@ class CompressAIArchitecture:
 
     @staticmethod
     def from_state_dict(state_dict: Mapping, **kwargs) -> GLIC:
-        return _eval_quality(GLIC.from_state_dict(_to_fp32(state_dict), **kwargs))
+        return _eval_quality(GLIC.from_state_dict(state_dict, **kwargs))
 
 
 def _pretrained_entry(config: str):
