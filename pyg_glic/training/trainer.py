@@ -50,13 +50,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..zoo import QUALITY_LAMBDAS
+from ..zoo import QUALITY_LAMBDAS, is_variable_rate
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .data import EpochSampler, ImageFolder, InputError, _mix, find_images, image_size, read_rgb
 from .loss import RDLoss, keep_entropy_models_fp32, psnr_from_mse
-from .models import (aux_parameter_names, build_model, export_weights, load_weights_into,
-                     model_names, split_parameters)
+from .models import (aux_parameter_names, build_model, export_weights, is_glic,
+                     load_weights_into, model_names, split_parameters)
 
 #: Settings that fall back to the checkpoint (on resume), then to these values.
 DEFAULTS: Dict[str, object] = dict(
@@ -477,7 +477,7 @@ def train(cfg: TrainConfig) -> Dict:
     if cfg.stop_at is not None and cfg.stop_at < 1:
         raise InputError(f"stop-at must be a step number of at least 1, got {cfg.stop_at}")
 
-    variable = _levels_of(s["config"]) is not None
+    variable = is_glic(s["config"]) and is_variable_rate(s["config"])
     qname = None if variable else s["quality"]
     out = Path(cfg.out) if cfg.out else (
         Path(ckpt["path"]).parent if ckpt else
@@ -499,12 +499,6 @@ def train(cfg: TrainConfig) -> Dict:
             return _train(cfg, s, ckpt, steps, epochs, out, export, ctx, stop)
     finally:
         D.teardown(ctx)
-
-
-def _levels_of(config: str) -> Optional[int]:
-    from ..models.glic import CONFIGS
-
-    return CONFIGS.get(config, {}).get("levels")
 
 
 @dataclass
