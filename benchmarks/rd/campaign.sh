@@ -189,18 +189,18 @@ with os.fdopen(fd, "w") as f:
 os.chmod(tmp, 0o644)
 os.replace(tmp, shipped)
 '
-# EMA weights of a checkpoint -> fp16 weights file (when pyg_glic.training.export is
-# missing): the quantiles refreshed as curve.py codes them, then export_weights.
+# EMA weights of a checkpoint -> fp16 weights file: the entropy bottleneck's quantiles
+# refreshed as curve.py codes them (CompressAI's update(update_quantiles=True)), then
+# export_weights, and the file read back once.
 EXPORT_PY='
-import inspect, sys
+import sys
 from pathlib import Path
 sys.path.insert(0, "benchmarks/rd")
 from curve import load_codec
 from pyg_glic.training.models import export_weights, load_model_file
 net, info = load_codec(Path(sys.argv[1]))
 net.eval()
-if "update_quantiles" in inspect.signature(net.update).parameters:
-    net.update(force=True, update_quantiles=True)
+net.update(force=True, update_quantiles=True)
 export_weights(net, sys.argv[2], info["config"], None)
 load_model_file(sys.argv[2])
 print("exported the %s weights of step %s to %s" % (info["weights"], info["step"], sys.argv[2]))
@@ -208,12 +208,7 @@ print("exported the %s weights of step %s to %s" % (info["weights"], info["step"
 export_ema() {  # export_ema CHECKPOINT: -> $SHIP (through a temporary file)
     local tmp; tmp="$(dirname "$SHIP")/.$(basename "$SHIP").campaign-tmp.pt"
     mkdir -p "$(dirname "$SHIP")" && rm -f "$tmp"
-    if "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("pyg_glic.training.export") is None)' 2>/dev/null; then
-        helper "$PY" -m pyg_glic.training.export "$1" "$tmp" >/dev/null \
-            && helper "$PY" -c 'import sys; from pyg_glic.training.models import load_model_file; load_model_file(sys.argv[1])' "$tmp"
-    else
-        helper "$PY" -c "$EXPORT_PY" "$1" "$tmp" >/dev/null
-    fi || { rm -f "$tmp"; return 1; }
+    helper "$PY" -c "$EXPORT_PY" "$1" "$tmp" >/dev/null || { rm -f "$tmp"; return 1; }
     chmod a+r "$tmp" && mv -f "$tmp" "$SHIP"
 }
 

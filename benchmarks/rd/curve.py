@@ -8,9 +8,9 @@ Kodak images at a few rates, against JPEG and WebP at the same bpp on the same i
 ``CHECKPOINT`` is a ``pyg-glic train`` checkpoint (its EMA weights are coded when it
 holds them, else its raw weights) or an exported weights file, of a variable-rate GLIC
 configuration (``glic-lite``). Each image is coded at each quality through
-``net.compress`` -> bytes -> ``net.decompress`` after ``net.update(force=True)`` (with
-CompressAI's quantile refresh, ``update_quantiles=True``, where the installed version
-has it); bpp is 8 x the bytes of the entropy-coded strings over the pixels, PSNR-RGB is
+``net.compress`` -> bytes -> ``net.decompress`` after ``net.update(force=True,
+update_quantiles=True)`` (CompressAI's quantile refresh); bpp is 8 x the bytes of
+the entropy-coded strings over the pixels, PSNR-RGB is
 measured on the 8-bit rounded output (:mod:`pyg_glic.evaluation.metrics`). JPEG and WebP
 (Pillow, :mod:`pyg_glic.evaluation.classical`) are coded over their quality range on the
 same image and their PSNR at the learned codec's bpp is interpolated, linearly in
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
-import inspect
 import io
 import json
 import math
@@ -136,18 +135,12 @@ def load_codec(path: Path):
     from pyg_glic.training.checkpoint import load_checkpoint
     from pyg_glic.training.models import is_glic, load_model_file
 
-    kw = {"ema": True} if "ema" in inspect.signature(load_model_file).parameters else {}
-    lm = load_model_file(path, **kw)  # InputError: missing or not a weights file
+    lm = load_model_file(path)  # the EMA weights of a checkpoint that has them; InputError
     info = {"kind": lm.kind, "config": lm.config, "step": lm.step, "total_steps": None,
             "cpu_seconds": None, "weights": "export"}
     if lm.kind.startswith("checkpoint"):  # "checkpoint" or "checkpoint-ema"
         ckpt = load_checkpoint(path)
-        ema = ckpt.get("ema")
-        if ema and lm.kind != "checkpoint-ema":  # a loader that did not take the average
-            live = lm.model.state_dict()
-            live.update({k: v.to(live[k].dtype) for k, v in ema.items() if k in live})
-            lm.model.load_state_dict(live)
-        info.update(kind="checkpoint", weights="ema" if ema else "raw",
+        info.update(kind="checkpoint", weights="ema" if lm.kind == "checkpoint-ema" else "raw",
                     step=int(ckpt.get("step") or 0),
                     total_steps=(ckpt.get("args") or {}).get("steps"),
                     cpu_seconds=ckpt.get("cpu_seconds"))
@@ -390,11 +383,7 @@ def run(a, qualities: List[float], images: List[Path], old) -> int:
 
     # ---- code ---------------------------------------------------------------------
     net = net.eval().to(device)
-    refresh = "update_quantiles" in inspect.signature(net.update).parameters
-    if refresh:
-        net.update(force=True, update_quantiles=True)
-    else:
-        net.update(force=True)
+    net.update(force=True, update_quantiles=True)
     t_learned = time.perf_counter()
     per_image = []
     for f, rgb in zip(images, rgbs):
@@ -447,7 +436,7 @@ def run(a, qualities: List[float], images: List[Path], old) -> int:
 
     run_info = {"utc": utc, "step": row["step"], "checkpoint": os.fspath(a.checkpoint),
                 "weights": info["weights"], "config": info["config"],
-                "update_quantiles": refresh, "machine": machine_info(device),
+                "update_quantiles": True, "machine": machine_info(device),
                 "seconds": {"learned": round(t_classical - t_learned, 2),
                             "classical": round(t_end - t_classical, 2),
                             "total": round(time.perf_counter() - t_start, 2)}}
