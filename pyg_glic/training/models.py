@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..models.glic import CONFIGS, GLIC, glic_model
+from ..zoo import DERIVED_BUFFERS
 from .data import InputError
 
 CHECKPOINT_FORMAT = "pyg_glic-checkpoint"
@@ -112,7 +113,14 @@ def _to_fp32(state: Dict) -> Dict:
 
 
 def export_state(model: nn.Module, config: str, quality: int) -> Dict:
-    r"""The exported form: fp16 floating tensors on the CPU plus ``"_hparams"``."""
+    r"""The exported form: fp16 floating tensors on the CPU plus ``"_hparams"``.
+
+    The entropy coder's tables that CompressAI's ``update()`` derives from the
+    weights (:data:`pyg_glic.zoo.DERIVED_BUFFERS`: 4 MB of int32 CDFs for
+    glic-lite, a third of its file) are stored empty, as an untrained model has
+    them; every loader rebuilds them with ``update(force=True)`` before coding
+    (the zoo does so on load), and the weights fingerprint never included them.
+    """
     model = getattr(model, "module", model)
     if isinstance(model, GLIC):
         sd = model.state_dict_with_config()
@@ -125,6 +133,8 @@ def export_state(model: nn.Module, config: str, quality: int) -> Dict:
             v = v.detach().cpu()
             if v.is_floating_point():
                 v = v.to(torch.float16)
+            if k.rsplit(".", 1)[-1] in DERIVED_BUFFERS:
+                v = v.new_empty(0)
         out[k] = v
     return out
 

@@ -188,3 +188,32 @@ def test_milestones_and_rate():
     assert lr_at(799, 1e-4, [800, 950], 0.1) == pytest.approx(1e-4)
     assert lr_at(800, 1e-4, [800, 950], 0.1) == pytest.approx(1e-5)
     assert lr_at(999, 1e-4, [800, 950], 0.1) == pytest.approx(1e-6)
+
+
+def test_exported_weights_leave_out_the_derived_coding_tables(tmp_path):
+    from pyg_glic.training.models import export_state, export_weights
+    from pyg_glic.zoo import DERIVED_BUFFERS
+
+    torch.manual_seed(0)
+    lite = build_model("glic-lite", 3).eval()
+    lite.update(force=True)  # fills the CDF tables (about 4 MB of int32)
+    state = export_state(lite, "glic-lite", None)
+    size = sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v))
+    assert size <= 14e6, size  # the shipped file's budget
+    derived = [k for k in state if k.rsplit(".", 1)[-1] in DERIVED_BUFFERS]
+    assert derived and all(state[k].numel() == 0 for k in derived)
+    # loaded and updated again, the file codes exactly as the model it came from
+    # (with its weights rounded to fp16, as the file stores them)
+    torch.manual_seed(0)
+    tiny = build_model("glic-tiny", 3).eval()
+    tiny.update(force=True)
+    path = export_weights(tiny, tmp_path / "t.pt", "glic-tiny", None)
+    net = load_model_file(path).model.eval()
+    net.update(force=True)
+    tiny.half().float()
+    tiny.update(force=True)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = net.compress(x)["strings"]
+        b = tiny.compress(x)["strings"]
+    assert a == b
