@@ -10,6 +10,9 @@ from graph_refs import (allocate_ref, check_invariants, dilated_group_of, global
                         graph_lists, strided_candidates, strided_layout, strided_ref,
                         strided_set_of)
 
+# an optional extension (setup.py's "ext" extra), with a pure-torch fallback
+NO_CLUSTER = "torch-cluster does not import, or PYG_GLIC_DISABLE_EXTENSIONS is set"
+
 B, C, H, W = 2, 5, 11, 13
 
 
@@ -99,7 +102,7 @@ def test_global_chunking_and_module(x):
     assert torch.equal(m(x).edge_index, a.edge_index)
 
 
-@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason="torch-cluster is not installed")
+@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason=NO_CLUSTER)
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_global_backends_agree(x, adaptive):
     a = global_graph(x, 6, grid=4, group=4, adaptive=adaptive, backend="torch")
@@ -261,7 +264,7 @@ def test_strided_node_input_and_module():
         GlobalGraph(6, candidates="lattice")
 
 
-@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason="torch-cluster is not installed")
+@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason=NO_CLUSTER)
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("size", [(11, 13), (5, 3)])
 def test_strided_backends_agree(adaptive, size):

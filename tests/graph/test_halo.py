@@ -6,6 +6,9 @@ from pyg_glic.typing import WITH_TORCH_CLUSTER
 
 from graph_refs import allocate_ref, check_invariants, graph_lists, local_ref
 
+# an optional extension (setup.py's "ext" extra), with a pure-torch fallback
+NO_CLUSTER = "torch-cluster does not import, or PYG_GLIC_DISABLE_EXTENSIONS is set"
+
 B, C, H, W = 2, 6, 11, 13
 
 
@@ -113,7 +116,7 @@ def test_halo_glic_defaults_small_map():
     check_invariants(g, 1, 16, 16)
 
 
-@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason="torch-cluster is not installed")
+@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason=NO_CLUSTER)
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("pos_weight", [0.0, 3.0])
 def test_halo_backends_agree(x, adaptive, pos_weight):

@@ -6,6 +6,9 @@ from pyg_glic.typing import WITH_TORCH_CLUSTER
 
 from graph_refs import check_invariants, graph_lists, knn_ref
 
+# an optional extension (setup.py's "ext" extra), with a pure-torch fallback
+NO_CLUSTER = "torch-cluster does not import, or PYG_GLIC_DISABLE_EXTENSIONS is set"
+
 B, C, H, W = 2, 6, 5, 7
 
 
@@ -68,7 +71,7 @@ def test_vig_ti_graph():
     assert torch.equal(m(x).edge_index, g.edge_index)
 
 
-@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason="torch-cluster is not installed")
+@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason=NO_CLUSTER)
 @pytest.mark.parametrize("dilation", [1, 2])
 def test_knn_graph_backends_agree(x, dilation):
     a = knn_graph(x, 4, dilation=dilation, backend="torch")

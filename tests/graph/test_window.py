@@ -6,6 +6,9 @@ from pyg_glic.typing import WITH_TORCH_CLUSTER
 
 from graph_refs import allocate_ref, check_invariants, graph_lists, local_ref
 
+# an optional extension (setup.py's "ext" extra), with a pure-torch fallback
+NO_CLUSTER = "torch-cluster does not import, or PYG_GLIC_DISABLE_EXTENSIONS is set"
+
 B, C, H, W = 2, 6, 11, 13  # sides not multiples of the window
 
 
@@ -63,7 +66,7 @@ def test_window_larger_than_map_is_one_clipped_window(x):
     assert g.blocks.query_index.shape == (B, 32 * 32)
 
 
-@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason="torch-cluster is not installed")
+@pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason=NO_CLUSTER)
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_window_backends_agree(x, adaptive):
     kw = dict(window=4, adaptive=adaptive, similarity="cosine")

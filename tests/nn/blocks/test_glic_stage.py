@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from nn_testing import assert_every_param_has_grad, pooled_graph, window_graph
 from pyg_glic.convert import map_to_nodes, nodes_to_map
+from pyg_glic.graph import global_graph, halo_graph
 from pyg_glic.nn.blocks import GatedFFN, GLICStage, GraphAttentionBlock, GraphStage
 
 
@@ -11,13 +12,6 @@ def _graphs(B, H, W, grid=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (window_graph(B, H, W, window=4, halo=2, k=6, generator=g, dtype=torch.float32),
             pooled_graph(B, H, W, grid=grid, k=3, generator=g, dtype=torch.float32))
-
-
-def _builders():
-    try:
-        from pyg_glic.graph import global_graph, halo_graph  # noqa: F401
-    except ImportError:
-        pytest.skip('pyg_glic.graph builders not available')
 
 
 def test_stage_repr_and_layout():
@@ -96,8 +90,6 @@ def test_global_block_pools_current_features():
 
 
 def test_strided_global_block_attends_over_the_map():
-    _builders()
-    from pyg_glic.graph import global_graph
     torch.manual_seed(0)
     B, C, H, W = 2, 8, 7, 10
     blk = GraphAttentionBlock(C, heads=2, scope='global', ffn_expansion=1).eval()
@@ -150,7 +142,6 @@ def _count_builders(monkeypatch):
 @pytest.mark.parametrize('global_candidates', ['strided', 'pooled'])
 @pytest.mark.parametrize('adaptive', [False, True])
 def test_stage_builds_its_graphs_once(adaptive, global_candidates, monkeypatch):
-    _builders()
     calls = _count_builders(monkeypatch)
     torch.manual_seed(0)
     B, C, H, W = 2, 8, 8, 8
@@ -170,7 +161,6 @@ def test_stage_builds_its_graphs_once(adaptive, global_candidates, monkeypatch):
 @pytest.mark.parametrize('scopes,depth,expect', [('dual', 1, (1, 0)), ('dual', 2, (1, 1)),
                                                  ('local', 3, (1, 0)), ('global', 3, (0, 1))])
 def test_stage_builds_only_the_graphs_it_uses(scopes, depth, expect, monkeypatch):
-    _builders()
     calls = _count_builders(monkeypatch)
     torch.manual_seed(0)
     B, C, H, W = 1, 8, 9, 7
@@ -188,8 +178,6 @@ def test_stage_builds_only_the_graphs_it_uses(scopes, depth, expect, monkeypatch
 def test_stage_graphs_do_not_change_under_autocast():
     # bf16 features (or bf16 similarity products) move a share of the edges: the
     # stage builds its graphs in float32 with autocast off
-    _builders()
-    from pyg_glic.graph import global_graph, halo_graph
     torch.manual_seed(0)
     x = torch.randn(2, 32, 16, 20)
     stage = GraphStage(32, depth=2, heads=2, k=16, window=4, halo=2, grid=4, group=2)
@@ -217,7 +205,6 @@ def test_stage_graphs_do_not_change_under_autocast():
 
 
 def test_stage_passes_attention_options():
-    _builders()
     torch.manual_seed(0)
     stage = GraphStage(8, depth=2, heads=2, k=6, window=4, halo=2, grid=4, group=2,
                        ffn_expansion=1, attn_kwargs=dict(pos_hidden=16, pos_bound=16.0))
@@ -243,7 +230,6 @@ def test_stage_compressed_offsets_equal_plain():
 
 
 def test_stage_strided_compressed_offsets_equal_plain():
-    _builders()
     torch.manual_seed(0)
     stage = GraphStage(8, depth=3, heads=2, k=6, window=4, halo=2, grid=4, group=2,
                        ffn_expansion=1, attn_kwargs=dict(pos_bound=16.0)).double()

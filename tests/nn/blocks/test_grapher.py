@@ -4,6 +4,7 @@ from torch_geometric.nn.conv import EdgeConv, GINConv, SAGEConv
 
 from nn_testing import assert_every_param_has_grad
 from pyg_glic.convert import map_to_nodes
+from pyg_glic.graph import LearnableGraph
 from pyg_glic.nn.blocks import FFN, Grapher
 from pyg_glic.nn.blocks.grapher import _torch_knn_graph
 from pyg_glic.nn.conv import MRConv, WeightedConv
@@ -120,10 +121,7 @@ def test_drop_path():
 
 
 def test_grapher_with_learnable_graph():
-    graph = pytest.importorskip('pyg_glic.graph')
-    if not hasattr(graph, 'LearnableGraph'):
-        pytest.skip('LearnableGraph not available')
     torch.manual_seed(0)
-    block = Grapher(8, conv='weighted', graph_builder=graph.LearnableGraph(8))
+    block = Grapher(8, conv='weighted', graph_builder=LearnableGraph(8))
     block(torch.randn(2, 8, 4, 4)).pow(2).sum().backward()
     assert_every_param_has_grad(block)

@@ -86,15 +86,20 @@ def test_layer_execution_argument_and_fallbacks(gen):
     # without blocks: sparse even when dense is asked for
     torch.testing.assert_close(layer(x, graph.edge_index, graph.edge_attr), b,
                                atol=1e-10, rtol=1e-10)
-    # an edge outside the blocks: forced dense raises, auto falls back to sparse
-    extra = torch.tensor([[graph.blocks.cand_index.max().item()], [0]])
-    ei = torch.cat([graph.edge_index, extra], 1)
+    # an edge outside the blocks (into target 0 from a source that is not a candidate of
+    # target 0's block): forced dense raises, auto falls back to sparse
+    qi, ci = graph.blocks.query_index, graph.blocks.cand_index
+    block = int((qi == 0).any(dim=1).nonzero().view(-1)[0])
+    outside = sorted(set(range(30)) - set(ci[block].tolist()))
+    assert outside  # K = 8 candidates of 30 sources
+    ei = torch.cat([graph.edge_index, torch.tensor([[outside[0]], [0]])], 1)
     ea = torch.cat([graph.edge_attr, torch.zeros(1, 2, dtype=graph.edge_attr.dtype)])
-    if block_edge_slots(graph.blocks, ei, 30) is None:
-        with pytest.raises(ValueError):
-            layer(x, ei, ea, blocks=graph.blocks)
-        with policy.execution("auto"):
-            layer(x, ei, ea, blocks=graph.blocks)
+    assert block_edge_slots(graph.blocks, ei, 30) is None
+    with pytest.raises(ValueError, match="do not fit the candidate blocks"):
+        layer(x, ei, ea, blocks=graph.blocks)
+    with policy.execution("auto"):
+        fallback = layer(x, ei, ea, blocks=graph.blocks)
+    torch.testing.assert_close(fallback, ref(x, ei, ea), atol=1e-10, rtol=1e-10)
     with pytest.raises(ValueError):
         GLICAttention(8, 8, execution="fast")
     with pytest.raises(ValueError):
@@ -102,16 +107,29 @@ def test_layer_execution_argument_and_fallbacks(gen):
             pass
 
 
-def test_policy_thresholds_are_used():
-    graph = halo_graph(torch.randn(1, 8, 16, 16), 64, window=8, halo=4)
+@pytest.mark.parametrize("backward", [False, True])
+def test_policy_thresholds_are_used(backward, monkeypatch, gen):
+    graph = halo_graph(torch.randn(1, 8, 16, 16, generator=gen), 64, window=8, halo=4)
     dens, queries = policy.block_density(graph.num_edges, graph.blocks)
-    assert queries == 256 and 0 < dens <= 1
-    for backward in (False, True):
-        mode = policy.choose_attention_execution(graph.num_edges, graph.blocks,
+    assert queries == 256 and 0 < dens < 1
+
+    def choose():
+        return policy.choose_attention_execution(graph.num_edges, graph.blocks,
                                                  torch.device("cpu"), backward)
-        thr = policy.DENSE_MIN_DENSITY[("cpu", backward)]
-        if queries >= policy.DENSE_MIN_QUERIES[("cpu", backward)]:
-            assert mode == ("dense" if dens >= thr else "sparse")
+    key = ("cpu", backward)
+    assert queries >= policy.DENSE_MIN_QUERIES[key]  # the fitted table: no size limit here
+    assert choose() == ("dense" if dens >= policy.DENSE_MIN_DENSITY[key] else "sparse")
+    # the density threshold of this (device, backward) key decides, on both sides of it
+    monkeypatch.setitem(policy.DENSE_MIN_DENSITY, key, dens)
+    assert choose() == "dense"
+    monkeypatch.setitem(policy.DENSE_MIN_DENSITY, key, dens * 1.001)
+    assert choose() == "sparse"
+    # below the minimum number of queries: sparse at any density
+    monkeypatch.setitem(policy.DENSE_MIN_DENSITY, key, 0.0)
+    monkeypatch.setitem(policy.DENSE_MIN_QUERIES, key, queries + 1)
+    assert choose() == "sparse"
+    monkeypatch.setitem(policy.DENSE_MIN_QUERIES, key, queries)
+    assert choose() == "dense"
     assert policy.choose_attention_execution(10, None, torch.device("cpu")) == "sparse"
 
 
@@ -137,10 +155,18 @@ def test_chunked_inference_equals_sparse(gen, monkeypatch):
     layer = GLICAttention(16, 16, heads=2, pos_hidden=8).double()
     x = torch.randn(40, 16, dtype=torch.float64, generator=gen)
     w = torch.rand(graph.num_edges, dtype=torch.float64, generator=gen)
+    chunks, chunk = [], fn._blocked_chunk
+
+    def count(*args):
+        chunks.append(args[5].size(0))  # blocks in this chunk
+        return chunk(*args)
+    monkeypatch.setattr(fn, "_blocked_chunk", count)
     with torch.no_grad():
         outs = []
         for mode in ("sparse", "dense"):
             with policy.execution(mode):
                 outs.append(layer(x, graph.edge_index, graph.edge_attr, edge_weight=w,
                                   blocks=graph.blocks))
+    nb = graph.blocks.query_index.size(0)
+    assert nb > 1 and chunks == [1] * nb  # the dense run went block by block
     torch.testing.assert_close(outs[0], outs[1], atol=1e-10, rtol=1e-10)

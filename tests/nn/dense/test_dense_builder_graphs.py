@@ -5,13 +5,10 @@ import pytest
 import torch
 
 from nn_testing import assert_grads_close
+from pyg_glic import graph
 from pyg_glic.convert import edge_index_to_knn_index, map_to_nodes
 from pyg_glic.nn.conv import GLICAttention, MRConv
 from pyg_glic.nn.dense import dense_glic_attention, dense_mr_conv
-
-graph = pytest.importorskip('pyg_glic.graph')
-if not hasattr(graph, 'halo_graph'):
-    pytest.skip('pyg_glic.graph builders not available', allow_module_level=True)
 
 
 @pytest.mark.parametrize('scope', ['local', 'global', 'strided'])
