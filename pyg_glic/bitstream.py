@@ -14,17 +14,17 @@ is ``docs/FORMAT.md``)::
     20+L    4     original image width  (1..65535)
     24+L    2     tile height in pixels (0: the tile spans the image height)
     26+L    2     tile width in pixels  (0: the tile spans the image width)
-    28+L    2     S = number of entropy-coded strings (1..4096)
+    28+L    2     S = number of entropy-coded strings (1..65535), all tiles
     then S times:
             4     length n of the string
             n     the string (CompressAI's ANS output)
     end-4   4     CRC32 of every byte before it
 
-:func:`encode` always writes version 2 and one tile (tile size 0 x 0).
-:func:`decode` reads versions 1 and 2; it checks every field, in file order,
-before it allocates or believes anything, and raises :class:`BitstreamError`
-naming the problem. Tiled files (a non-zero tile size) are specified but not yet
-decoded: this decoder refuses them.
+:func:`encode` writes version 2; an image of one tile has tile size 0 x 0, a
+tiled one its tile size (multiples of 64; tiles row-major, each tile's strings
+in the model's order: :mod:`pyg_glic.codec`). :func:`decode` reads versions 1
+and 2; it checks every field, in file order, before it allocates or believes
+anything, and raises :class:`BitstreamError` naming the problem.
 """
 from __future__ import annotations
 
@@ -41,13 +41,16 @@ VERSION = 2
 #: The versions :func:`decode` reads.
 SUPPORTED_VERSIONS = (1, 2)
 MAX_SIDE = 65535
-#: Most strings a version-2 file holds (all tiles together); version 1 holds 1..64.
-MAX_STRINGS = 4096
+#: Most strings a version-2 file holds (all tiles together: the count is a uint16);
+#: version 1 holds 1..64.
+MAX_STRINGS = 65535
 MAX_STRINGS_V1 = 64
 #: The stored quality is ``round(quality * QUALITY_SCALE)`` in a uint16.
 QUALITY_SCALE = 1000
 MIN_QUALITY_CODE, MAX_QUALITY_CODE = 1000, 65535
 FINGERPRINT_SIZE = 8
+#: Tile sides are 0 (one tile across) or multiples of this.
+TILE_MULTIPLE = 64
 
 _V2_HEADER = "<H8sIIHHH"  # quality code, fingerprint, height, width, tile h, tile w, count
 
@@ -139,8 +142,9 @@ def encode(bs: Bitstream) -> bytes:
         if not 1 <= v <= MAX_SIDE:
             raise ValueError(f"{side} must be in 1..{MAX_SIDE}, got {v}")
     for side, v in (("tile height", bs.tile_height), ("tile width", bs.tile_width)):
-        if not 0 <= v <= 65535:
-            raise ValueError(f"{side} must be in 0..65535, got {v}")
+        if not 0 <= v <= 65535 or v % TILE_MULTIPLE:
+            raise ValueError(f"{side} must be 0 or a multiple of {TILE_MULTIPLE} in "
+                             f"0..65535, got {v}")
     if not 1 <= len(bs.strings) <= MAX_STRINGS:
         raise ValueError(f"expected 1..{MAX_STRINGS} strings, got {len(bs.strings)}")
     parts = [MAGIC, struct.pack("<BB", VERSION, len(name)), name,
@@ -192,8 +196,8 @@ def decode(data: bytes, known_configs: Optional[Iterable[str]] = None) -> Bitstr
 
     Raises:
         BitstreamError: bad magic, unsupported version, truncated file, a field
-            out of range, trailing bytes, checksum mismatch, a tiled file (not
-            supported by this decoder version) or an unknown model.
+            out of range, trailing bytes, checksum mismatch, a tile size that is
+            not a multiple of 64, or an unknown model.
     """
     data = bytes(data)
     if data[:4] != MAGIC[:len(data[:4])]:
@@ -238,9 +242,10 @@ def decode(data: bytes, known_configs: Optional[Iterable[str]] = None) -> Bitstr
     if crc != actual:
         raise BitstreamError(f"checksum mismatch: the file is corrupted (stored CRC32 "
                              f"{crc:08x}, computed {actual:08x})")
-    if tile_h or tile_w:
-        raise BitstreamError(f"tiled files are not supported by this decoder version "
-                             f"(tile size {tile_h}x{tile_w})")
+    for side, v in (("height", tile_h), ("width", tile_w)):
+        if v % TILE_MULTIPLE:
+            raise BitstreamError(f"tile {side} {v} is not a multiple of {TILE_MULTIPLE} "
+                                 f"(0 for one tile across)")
     try:
         config = raw_name.decode("ascii")
     except UnicodeDecodeError:

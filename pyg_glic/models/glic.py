@@ -298,12 +298,6 @@ class GLIC(CompressionModel):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return x
 
-    def _latent_shape(self, hw) -> Dict:
-        H, W = (int(v) for v in hw)
-        Hp, Wp = -(-H // self.multiple) * self.multiple, -(-W // self.multiple) * self.multiple
-        return {"y": [(g, Hp // 16, Wp // 16) for g in self.groups],
-                "hyper": (Hp // 64, Wp // 64)}
-
     # -- CompressAI contract -------------------------------------------------------
     def forward(self, x: Tensor, quality: QualityLike = None) -> Dict:
         self._check_quality(quality)
@@ -319,25 +313,41 @@ class GLIC(CompressionModel):
     def compress(self, x: Tensor, quality: QualityLike = None) -> Dict:
         self._check_quality(quality)
         H, W = x.shape[-2:]
-        y = self.g_a(self._pad(x))
-        if self.levels is None:
-            out = self.latent_codec.compress(y)
-        else:
-            out = self.latent_codec.compress(y, *self.gains(quality))
+        out = self.compress_latent(self.g_a(self._pad(x)), quality)
         return {"strings": out["strings"], "shape": (H, W)}
 
     def decompress(self, strings: List[List[bytes]], shape, quality: QualityLike = None
                    ) -> Dict:
         self._check_quality(quality)
         H, W = (int(v) for v in shape)
-        lshape = self._latent_shape((H, W))
-        if self.levels is None:
-            out = self.latent_codec.decompress(strings, lshape)
-        else:
-            _, _, y_inv, z_inv = self.gains(quality)
-            out = self.latent_codec.decompress(strings, lshape, y_inv, z_inv)
-        x_hat = self.g_s(out["y_hat"]).clamp_(0, 1)
+        Hp, Wp = (-(-v // self.multiple) * self.multiple for v in (H, W))
+        y_hat = self.decompress_latent(strings, (Hp // 16, Wp // 16), quality)
+        x_hat = self.g_s(y_hat).clamp_(0, 1)
         return {"x_hat": x_hat[..., :H, :W]}
+
+    # -- the latent alone (tiled coding: pyg_glic.codec) ------------------------------
+    def compress_latent(self, y: Tensor, quality: QualityLike = None) -> Dict:
+        r"""Entropy-code a latent ``y = g_a(x)`` of shape ``(B, M, h, w)`` (``h`` and
+        ``w`` multiples of 4): ``{"strings", "y_hat"}``, ``y_hat`` being what
+        :meth:`decompress_latent` returns for those strings."""
+        self._check_quality(quality)
+        if self.levels is None:
+            out = self.latent_codec.compress(y)
+        else:
+            out = self.latent_codec.compress(y, *self.gains(quality))
+        return {"strings": out["strings"], "y_hat": out["y_hat"]}
+
+    def decompress_latent(self, strings: List[List[bytes]], hw, quality: QualityLike = None
+                          ) -> Tensor:
+        r"""The latent ``y_hat`` ``(B, M, h, w)`` of the strings of
+        :meth:`compress_latent` for a latent of size ``hw = (h, w)``."""
+        self._check_quality(quality)
+        h, w = (int(v) for v in hw)
+        lshape = {"y": [(g, h, w) for g in self.groups], "hyper": (h // 4, w // 4)}
+        if self.levels is None:
+            return self.latent_codec.decompress(strings, lshape)["y_hat"]
+        _, _, y_inv, z_inv = self.gains(quality)
+        return self.latent_codec.decompress(strings, lshape, y_inv, z_inv)["y_hat"]
 
     def ortho_loss(self) -> Tensor:
         r"""The wavelet branch's orthogonality penalty (0 without the branch);
