@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+from . import COMMANDS
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "compressai-eval", help="run CompressAI's evaluator (compressai.utils.eval_model) "
-                                "with the GLIC models registered",
+        "compressai-eval", help=COMMANDS["compressai-eval"][1],
         description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("args", nargs=argparse.REMAINDER,
                    help="compressai.utils.eval_model's arguments (its --help lists them)")

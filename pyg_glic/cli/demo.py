@@ -15,12 +15,13 @@ from typing import Dict, Optional
 
 from ..models.glic import CONFIGS
 from ..zoo import QUALITY_LAMBDAS
+from . import COMMANDS
 
 ASSET = Path(__file__).resolve().parent.parent / "assets" / "kodim23.png"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="compress and decompress the bundled image, print quality")
+    p = sub.add_parser("demo", help=COMMANDS["demo"][1])
     p.add_argument("image", nargs="?", default=str(ASSET),
                    help="an image file (default: the bundled Kodak image kodim23)")
     p.add_argument("-q", "--quality", type=float, default=3,
@@ -28,6 +29,10 @@ def add_parser(sub) -> None:
                         "configuration (glic-lite: 1..6), an integer 1..6 for a fixed-rate one")
     p.add_argument("-c", "--config", default="glic-lite", choices=sorted(CONFIGS))
     p.add_argument("-o", "--output", help="also write the reconstruction here (PNG)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite an existing --output")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="threads for the transforms (default 1; see pyg-glic compress --help)")
     p.set_defaults(run=run)
 
 
@@ -105,7 +110,6 @@ def psnr(x, y) -> float:
 
 
 def run(args) -> int:
-    import torch
     from pytorch_msssim import ms_ssim
 
     from .. import codec
@@ -121,6 +125,16 @@ def run(args) -> int:
         q = check_quality(args.config, args.quality)
     except ValueError as e:
         return fail(str(e))
+    if args.threads < 1:
+        return fail(f"--threads must be at least 1, got {args.threads}")
+    if args.output:  # before any work: nothing is coded for an output that cannot be written
+        out = Path(args.output)
+        if out.suffix.lower() != ".png":
+            return fail(f"{out}: the reconstruction is written as PNG; use a .png name")
+        if out.is_dir() or not out.parent.resolve().is_dir():
+            return fail(f"{out}: not a file in an existing folder")
+        if out.exists() and not args.force:
+            return fail(f"{out} exists; use --force to overwrite it")
     try:
         x, notes = load_image_noting(args.image)
     except (FileNotFoundError, ValueError) as e:
@@ -141,9 +155,9 @@ def run(args) -> int:
     t0 = time.perf_counter()
     model = load_codec(name, q)
     t1 = time.perf_counter()
-    data = codec.compress(x, args.config, q, model=model)
+    data = codec.compress(x, args.config, q, model=model, threads=args.threads)
     t2 = time.perf_counter()
-    x_hat, _ = codec.decompress(data, model=model)
+    x_hat, _ = codec.decompress(data, model=model, threads=args.threads)
     t3 = time.perf_counter()
     x_hat8 = x_hat.mul(255).round().div(255)
     bpp = metrics.bpp(len(data), H, W)
@@ -155,10 +169,10 @@ def run(args) -> int:
     print(_jpeg_line(jpeg_psnr_at_bpp(rgb, bpp), bpp)
           + ("  [the codec's weights are untrained: no verdict on GLIC]" if untrained else ""))
     print(f"time     model load {t1 - t0:.2f} s, encode {t2 - t1:.2f} s, decode {t3 - t2:.2f} s "
-          f"({torch.get_num_threads()} threads, cpu)")
+          f"({args.threads} thread{'s' if args.threads > 1 else ''}, cpu)")
     if args.output:
         try:
-            save_image(args.output, x_hat, force=False)
+            save_image(args.output, x_hat, force=args.force)
         except (FileExistsError, OSError, ValueError) as e:
             return fail(str(e))
         print(f"wrote {args.output}")

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ..zoo import QUALITY_LAMBDAS
+from . import COMMANDS
 
 
 def _sweep(text: str):
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
     from ..models.glic import CONFIGS
 
     p = sub.add_parser(
-        "eval", help="code a folder of images with GLIC, peers and classical codecs; BD-rates",
+        "eval", help=COMMANDS["eval"][1],
         description="Code every image of DIR for real (bitstreams, not estimates) with GLIC "
                     "zoo qualities and/or weight files, and with JPEG/WebP/AVIF/JPEG 2000 "
                     "through Pillow; write CompressAI-schema JSON, a BD-rate table and a "
@@ -70,7 +71,8 @@ def add_parser(sub) -> None:
                    help="skip MS-SSIM (written as null): the slowest metric on a CPU")
     p.add_argument("--max-images", type=int, help="only the first N images (sorted by path)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar")
+                   help="no progress bar (there is none either when standard error is not "
+                        "a terminal)")
     p.set_defaults(run=run)
 
 
@@ -86,7 +88,8 @@ def run(args) -> int:
                      config=args.config, qualities=args.qualities, weights=args.weights,
                      classical=classical, sweeps=sweeps, references=args.reference,
                      device=args.device, bd_method=args.bd_method, max_images=args.max_images,
-                     progress=args.progress, zoo=args.zoo, ms_ssim=args.ms_ssim)
+                     progress=args.progress and sys.stderr.isatty(), zoo=args.zoo,
+                     ms_ssim=args.ms_ssim)
     try:
         summary = evaluate(cfg)
     except InputError as e:

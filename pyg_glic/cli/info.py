@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import platform
 
+from . import COMMANDS
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="print versions, the available backends and the "
-                                    "shipped weights")
+    p = sub.add_parser("info", help=COMMANDS["info"][1])
     p.set_defaults(run=run)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..zoo import QUALITY_LAMBDAS
+from . import COMMANDS
 
 
 def add_parser(sub) -> None:
@@ -17,7 +18,7 @@ def add_parser(sub) -> None:
 
     d = DEFAULTS
     p = sub.add_parser(
-        "train", help="train a codec on image folders (rate-distortion loss)",
+        "train", help=COMMANDS["train"][1],
         description="Train a GLIC codec, or a CompressAI peer with the same recipe, on "
                     "random crops of the images under the given folders. Settings not "
                     "given come from the checkpoint being resumed, else the defaults shown.")
@@ -116,7 +117,8 @@ def add_parser(sub) -> None:
                    help="DistributedDataParallel(find_unused_parameters=True), for models with "
                         "parameters outside the loss")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar (metrics.jsonl is still written)")
+                   help="no progress bar (metrics.jsonl is still written; there is no bar "
+                        "either when standard error is not a terminal)")
     p.set_defaults(run=run)
 
 
@@ -125,6 +127,7 @@ def config_from_args(args):
 
     fields = TrainConfig.__dataclass_fields__
     kw = {k: v for k, v in vars(args).items() if k in fields}
+    kw["progress"] = bool(args.progress and sys.stderr.isatty())
     kw["train_dirs"] = list(args.train_dirs or [])
     kw["val_dirs"] = list(args.val_dirs or [])
     return TrainConfig(**kw)

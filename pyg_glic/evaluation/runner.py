@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..training.data import InputError, find_images, read_rgb
+from ..utils.image import current_umask
 from . import classical as C
 from . import metrics
 from .bdrate import METHODS, bd_rate
@@ -383,6 +384,7 @@ def evaluate(cfg: EvalConfig) -> Dict:
     files["bd_rates.md"] = md
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o777 & ~current_umask())  # a normal folder once renamed, not mkdtemp's 0o700
     try:
         for fname, text in files.items():
             (tmp / fname).write_text(text)

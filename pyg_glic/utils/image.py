@@ -63,8 +63,9 @@ def _prepare_rgb(im, name: str) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def load_image(path: PathLike) -> Tensor:
-    r"""An image file -> float tensor ``(1, 3, H, W)`` in ``[0, 1]`` (RGB).
+def load_image(path: Union[PathLike, bytes]) -> Tensor:
+    r"""An image file (a path, or the file's bytes, e.g. read from standard
+    input) -> float tensor ``(1, 3, H, W)`` in ``[0, 1]`` (RGB).
 
     What is coded of each kind of input (``docs/IMAGES.md``): the camera's EXIF
     orientation is applied; grayscale, bilevel, palette and other colour modes are
@@ -77,25 +78,30 @@ def load_image(path: PathLike) -> Tensor:
         FileNotFoundError: the file does not exist.
         ValueError: the file is not an image Pillow can read.
     """
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such image file: {p}")
+    if isinstance(path, (bytes, bytearray)):
+        p, source = "standard input", io.BytesIO(path)
+    else:
+        p = source = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"no such image file: {p}")
     try:
-        with Image.open(p) as im:
+        with Image.open(source) as im:
             im.load()
-            rgb = _prepare_rgb(im, p.name)
+            rgb = _prepare_rgb(im, getattr(p, "name", p))
     except (UnidentifiedImageError, OSError, SyntaxError,
             Image.DecompressionBombError) as e:
         raise ValueError(f"{p} is not an image file that Pillow can read "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                          ) from None
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0) \
+    return torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).unsqueeze(0) \
         .float().div_(255)
 
 
-def load_image_noting(path: PathLike) -> Tuple[Tensor, List[str]]:
+def load_image_noting(path: Union[PathLike, bytes]) -> Tuple[Tensor, List[str]]:
     r""":func:`load_image`, with its :class:`InputImageWarning` messages returned
     (for a command line to print as one line each) instead of emitted."""
     import warnings
@@ -121,11 +127,20 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return x.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+def current_umask() -> int:
+    r"""The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: PathLike, data: bytes, *, force: bool = False) -> None:
     r"""Write ``data`` to ``path`` through a temporary file and a rename.
 
     Nothing is left at ``path`` if writing fails, and an existing file is only
-    replaced with ``force=True``.
+    replaced with ``force=True``. The file gets the mode a plain ``open()``
+    would give a new file (``0o666`` less the umask), not the temporary
+    file's private ``0o600``.
 
     Raises:
         FileExistsError: ``path`` exists and ``force`` is false.
@@ -138,6 +153,7 @@ def atomic_write(path: PathLike, data: bytes, *, force: bool = False) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())  # as open() would create it
             os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
@@ -148,17 +164,34 @@ def atomic_write(path: PathLike, data: bytes, *, force: bool = False) -> None:
         raise
 
 
-def save_image(path: PathLike, x: Tensor, *, force: bool = False) -> None:
-    r"""Save ``(1, 3, H, W)`` in ``[0, 1]`` as an image file (format from the suffix), atomically."""
+LOSSLESS_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                    ".ppm": "PPM"}
+
+
+def encode_image(x: Tensor, suffix: str = ".png") -> bytes:
+    r"""``(1, 3, H, W)`` in ``[0, 1]`` -> the bytes of a lossless image file of the
+    format ``suffix`` names (``.png``, ``.bmp``, ``.tif``/``.tiff``, ``.ppm``).
+
+    Raises:
+        ValueError: another suffix.
+    """
     import io
 
     from PIL import Image
 
-    fmt = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-           ".ppm": "PPM"}.get(Path(path).suffix.lower())
+    fmt = LOSSLESS_FORMATS.get(suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path}: the decoded image must be written losslessly; use a .png, "
-                         f".bmp, .tif or .ppm name")
+        raise ValueError(f"the decoded image must be written losslessly; use a .png, .bmp, "
+                         f".tif or .ppm name, not {suffix or 'no suffix'}")
     buf = io.BytesIO()
     Image.fromarray(to_uint8(x)).save(buf, format=fmt)
-    atomic_write(path, buf.getvalue(), force=force)
+    return buf.getvalue()
+
+
+def save_image(path: PathLike, x: Tensor, *, force: bool = False) -> None:
+    r"""Save ``(1, 3, H, W)`` in ``[0, 1]`` as an image file (format from the suffix), atomically."""
+    try:
+        data = encode_image(x, Path(path).suffix)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    atomic_write(path, data, force=force)
