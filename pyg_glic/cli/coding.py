@@ -83,6 +83,8 @@ def _fail(msg: str, status: int = 2) -> int:
 def _check_paths(src: str, dst: str, force: bool):
     if src != "-":
         s = Path(src)
+        if s.is_dir():
+            return f"the input {s} is a directory, not a file"
         if not s.is_file():
             return f"no such input file: {s}"
     if dst == "-":

@@ -85,6 +85,9 @@ def test_missing_and_unreadable_input(tmp_path, capsys):
     assert main(["compress", str(txt), str(tmp_path / "o.glic"), "-c", "glic-tiny"]) == 2
     assert "not an image file" in capsys.readouterr().err
     assert not (tmp_path / "o.glic").exists()
+    for cmd in ("compress", "decompress"):
+        assert main([cmd, str(tmp_path), str(tmp_path / "o.out")]) == 2
+        assert "is a directory, not a file" in capsys.readouterr().err
 
 
 def test_lossy_output_format_refused(image, tmp_path, capsys):
