@@ -14,6 +14,7 @@ setup(
                 "on PyTorch Geometric",
     long_description=(here / "README.md").read_text(),
     long_description_content_type="text/markdown",
+    license="MIT",
     packages=find_packages(include=["pyg_glic", "pyg_glic.*"]),
     package_data={"pyg_glic": ["assets/*.png", "zoo/weights/*.pt"]},
     python_requires=">=3.10",
@@ -36,6 +37,7 @@ setup(
     entry_points={"console_scripts": ["pyg-glic=pyg_glic.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
         "Topic :: Scientific/Engineering :: Image Processing",
     ],
