@@ -59,6 +59,38 @@ class BitstreamError(ValueError):
     r"""A ``.glic`` file that cannot be decoded; the message says why."""
 
 
+#: Largest image (pixels) :func:`pyg_glic.codec.decompress` decodes unless told otherwise: Pillow's
+#: ``Image.MAX_IMAGE_PIXELS`` (about 89.5 megapixels). Memory no longer grows with
+#: the image beyond its own buffers (tiles, :data:`TILE`), so the limit is about
+#: time and output size: checked from the header, before any allocation (a 98-byte
+#: file claiming 20000 x 20000 pixels is refused at once).
+MAX_PIXELS = 89_478_485
+
+
+class ImageTooLargeError(BitstreamError):
+    r"""A ``.glic`` file claims more pixels than the decoder's limit allows.
+
+    Attributes:
+        height, width (int): the claimed size.
+        max_pixels (int): the limit.
+    """
+
+    def __init__(self, height: int, width: int, max_pixels: int):
+        super().__init__(f"the file claims a {width}x{height} image ({height * width:,} "
+                         f"pixels), more than the limit of {max_pixels:,} pixels; raise it "
+                         f"with max_pixels= (pyg-glic decompress --max-pixels) if you trust "
+                         f"the file and have the memory")
+        self.height, self.width, self.max_pixels = height, width, max_pixels
+
+
+def check_size(bs: "Bitstream", max_pixels: Optional[int] = MAX_PIXELS) -> None:
+    r"""Raise :class:`ImageTooLargeError` if ``bs`` claims more than ``max_pixels``
+    pixels (``None``: no limit). Needs only the header: a command line can refuse a
+    file before it loads any model."""
+    if max_pixels is not None and bs.height * bs.width > max_pixels:
+        raise ImageTooLargeError(bs.height, bs.width, int(max_pixels))
+
+
 def quality_code(quality: Union[int, float]) -> int:
     r"""The uint16 a version-2 file stores for ``quality``: ``round(quality * 1000)``
     (Python's rounding, half to even).

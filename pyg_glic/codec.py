@@ -24,33 +24,9 @@ from . import bitstream
 from . import zoo
 from ._tiles import (ANALYSIS_MARGIN, SCALE, SYNTHESIS_MARGIN, TILE, TileGrid, blend_weights,
                      image_window, intra_op_threads, window)
-from .bitstream import BitstreamError
+from .bitstream import MAX_PIXELS, BitstreamError, ImageTooLargeError, check_size  # noqa: F401
 
 Quality = Union[int, float]
-
-#: Largest image (pixels) :func:`decompress` decodes unless told otherwise: Pillow's
-#: ``Image.MAX_IMAGE_PIXELS`` (about 89.5 megapixels). Memory no longer grows with
-#: the image beyond its own buffers (tiles, :data:`TILE`), so the limit is about
-#: time and output size: checked from the header, before any allocation (a 98-byte
-#: file claiming 20000 x 20000 pixels is refused at once).
-MAX_PIXELS = 89_478_485
-
-
-class ImageTooLargeError(BitstreamError):
-    r"""A ``.glic`` file claims more pixels than the decoder's limit allows.
-
-    Attributes:
-        height, width (int): the claimed size.
-        max_pixels (int): the limit.
-    """
-
-    def __init__(self, height: int, width: int, max_pixels: int):
-        super().__init__(f"the file claims a {width}x{height} image ({height * width:,} "
-                         f"pixels), more than the limit of {max_pixels:,} pixels; raise it "
-                         f"with max_pixels= (pyg-glic decompress --max-pixels) if you trust "
-                         f"the file and have the memory")
-        self.height, self.width, self.max_pixels = height, width, max_pixels
-
 
 class RateControlError(ValueError):
     r"""No quality gives a file within the target size.
@@ -292,8 +268,7 @@ def decompress(data: bytes, model: Optional[torch.nn.Module] = None,
     """
     _check_threads(threads)
     bs = bitstream.decode(data, known_configs=zoo.known_codec_names())
-    if max_pixels is not None and bs.height * bs.width > max_pixels:
-        raise ImageTooLargeError(bs.height, bs.width, int(max_pixels))
+    check_size(bs, max_pixels)
     config, _ = zoo.split_codec_name(bs.config)
     levels = model.levels if model is not None else zoo.levels_of(config)
     try:

@@ -258,26 +258,30 @@ def run_decompress(args) -> int:
         return _fail(err)
     if args.max_pixels is not None and args.max_pixels < 1:
         return _fail(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
-    from .. import codec
-    from ..bitstream import BitstreamError
-    from ..utils.image import LOSSLESS_FORMATS, encode_image
+    from .. import bitstream
 
     suffix = ".png" if args.output == "-" else Path(args.output).suffix.lower()
-    if suffix not in LOSSLESS_FORMATS:
+    if suffix not in (".png", ".bmp", ".tif", ".tiff", ".ppm"):  # utils.image.LOSSLESS_FORMATS
         return _fail(f"{args.output}: the decoded image must be written losslessly; use a "
                      f".png, .bmp, .tif or .ppm name")
-
     where = "standard input" if args.input == "-" else args.input
     try:
         data = _read_input(args.input)
     except OSError as e:
         return _fail(f"{where}: {e}")
+    max_pixels = args.max_pixels or bitstream.MAX_PIXELS
     t0 = time.perf_counter()
+    try:  # the container and the size limit first: no torch, no model (a bomb is refused at once)
+        bitstream.check_size(bitstream.decode(data), max_pixels)
+    except bitstream.BitstreamError as e:
+        return _fail(f"{where}: {e}")
+    from .. import codec
+    from ..utils.image import encode_image
+
     try:
-        x_hat, bs = codec.decompress(
-            data, max_pixels=args.max_pixels or codec.MAX_PIXELS, threads=args.threads,
-            progress=not args.quiet and sys.stderr.isatty())
-    except BitstreamError as e:
+        x_hat, bs = codec.decompress(data, max_pixels=max_pixels, threads=args.threads,
+                                     progress=not args.quiet and sys.stderr.isatty())
+    except bitstream.BitstreamError as e:
         return _fail(f"{where}: {e}")
     t1 = time.perf_counter()
     try:

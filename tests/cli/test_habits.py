@@ -179,6 +179,34 @@ def test_help_and_version_import_no_library(flag):
     assert p.stderr == ""  # no warnings
 
 
+def test_a_decompression_bomb_is_refused_before_torch_is_imported(tmp_path):
+    bomb = tmp_path / "bomb.glic"
+    bomb.write_bytes(bitstream.encode(bitstream.Bitstream(
+        "glic-lite", 3.0, 20000, 20000, [b"\0" * 16] * 11, b"\1" * 8)))
+    out = tmp_path / "out.png"
+    code = ("import sys; from pyg_glic.cli.main import main\n"
+            f"rc = main(['decompress', {str(bomb)!r}, {str(out)!r}])\n"
+            "print('RC', rc, 'TORCH', 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert "RC 2 TORCH False" in p.stdout, p.stdout + p.stderr
+    assert p.stderr.count("\n") == 1 and "20000x20000 image" in p.stderr
+    assert not out.exists()
+
+
+def test_the_lossless_suffixes_agree():
+    # coding.py checks the suffix before importing utils.image (which imports torch)
+    import ast
+    import inspect
+    import re
+
+    from pyg_glic.cli import coding
+    from pyg_glic.utils.image import LOSSLESS_FORMATS
+
+    found = re.search(r"suffix not in (\([^)]*\))", inspect.getsource(coding.run_decompress))
+    assert set(ast.literal_eval(found.group(1))) == set(LOSSLESS_FORMATS)
+
+
 def test_a_command_prints_no_library_warning(image, tmp_path):
     p, _ = _fresh("compress", str(image), str(tmp_path / "a.glic"), "-c", "glic-tiny",
                   env={"OMP_NUM_THREADS": "1"})
