@@ -14,6 +14,20 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def tiny_codec(one_thread):
+    r"""An untrained glic-tiny with its own seed, ready to code: it stands in for
+    trained weights (fast, and its fingerprint is not the ``+untrained`` model's)."""
+    from pyg_glic.models.glic import glic_model
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    m = glic_model("glic-tiny").eval()
+    torch.random.set_rng_state(state)
+    m.update(force=True)
+    return m
+
+
 def _gradient(h, w, seed):
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]

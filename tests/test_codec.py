@@ -21,13 +21,8 @@ UNTRAINED = "glic-tiny+untrained"
 
 
 @pytest.fixture(scope="module")
-def net(one_thread):
-    state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    m = glic_model("glic-tiny").eval()
-    torch.random.set_rng_state(state)
-    m.update(force=True)
-    return m
+def net(tiny_codec):
+    return tiny_codec
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def net(one_thread):
-    state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    m = glic_model("glic-tiny").eval()
-    torch.random.set_rng_state(state)
-    m.update(force=True)
-    return m
+def net(tiny_codec):
+    return tiny_codec
 
 
 def _image(h, w, seed=1):
