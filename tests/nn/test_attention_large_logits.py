@@ -18,8 +18,8 @@ from attention_testing import _check, _reference
 from pyg_glic.graph.base import CandidateBlocks
 from pyg_glic.nn.conv import GLICAttention
 from pyg_glic.nn.dense import dense_attention_blocks
-from pyg_glic.nn.functional import blocked_attention, sparse_attention
-from pyg_glic.nn.kernels import csr_sparse_attention, fused_sparse_attention
+from pyg_glic.nn.attention import (blocked_attention, csr_sparse_attention,
+                                   fused_sparse_attention, sparse_attention)
 
 # targets: isolated, 1 edge, several edges (more than one Triton tile of 2 edges); and
 # one degree for all (the CPU CSR core then reduces over a view, not segment_reduce)

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from pyg_glic.nn.functional import edge_dot, edge_spmm, log_spaced, sparse_attention
+from pyg_glic.nn.attention import edge_dot, edge_spmm, sparse_attention
+from pyg_glic.nn.offsets import log_spaced
 
 
 def _graph(gen):
@@ -51,7 +52,7 @@ def test_edge_ops_empty():
 
 
 def test_chunked_equals_unchunked(gen, monkeypatch):
-    import pyg_glic.nn.functional as fn
+    from pyg_glic.nn.attention import backend
     edge_index = _graph(gen)
     q = torch.randn(6, 2, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     k = torch.randn(5, 2, 3, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -62,7 +63,7 @@ def test_chunked_equals_unchunked(gen, monkeypatch):
         return (out,) + torch.autograd.grad(out.pow(2).sum(), [q, k])
 
     ref = run()
-    monkeypatch.setattr(fn, 'CHUNK_ELEMENTS', 13)  # 2 edges (of 6 elements) per chunk
+    monkeypatch.setattr(backend, 'CHUNK_ELEMENTS', 13)  # 2 edges (of 6 elements) per chunk
     for a, r in zip(run(), ref):
         torch.testing.assert_close(a, r)
 
@@ -77,7 +78,7 @@ def test_no_targets_or_sources():
 
 @pytest.mark.parametrize("num_cols", [1, 2, 3])
 def test_compress_offsets_matches_torch_unique_rows(num_cols):
-    from pyg_glic.nn.functional import compress_offsets
+    from pyg_glic.nn.offsets import compress_offsets
     gen = torch.Generator().manual_seed(num_cols)
     attr = torch.randint(-4, 5, (500, num_cols), generator=gen).float() * 0.5
     unique, index = compress_offsets(attr)
@@ -88,6 +89,6 @@ def test_compress_offsets_matches_torch_unique_rows(num_cols):
 
 
 def test_compress_offsets_empty():
-    from pyg_glic.nn.functional import compress_offsets
+    from pyg_glic.nn.offsets import compress_offsets
     unique, index = compress_offsets(torch.zeros(0, 2))
     assert unique.shape == (0, 2) and index.numel() == 0

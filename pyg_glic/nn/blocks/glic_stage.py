@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ...convert import nodes_to_map
 from ..conv import GLICAttention
-from ..functional import compress_offsets
+from ..offsets import compress_offsets
 from ._utils import (DropPath, LayerNorm2d, map_nodes, resolve_graph_fn, resolve_pool_map,
                      unpack_graph)
 from .ffn import GatedFFN
@@ -94,7 +94,7 @@ class GraphAttentionBlock(torch.nn.Module):
     def forward(self, x: Tensor, graph, offsets: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tensor:
         r"""``offsets``: optional ``(unique, index)`` of the graph's ``edge_attr``
-        (:func:`~pyg_glic.nn.functional.compress_offsets`), shared by the layers
+        (:func:`~pyg_glic.nn.offsets.compress_offsets`), shared by the layers
         of a stage so that the position MLP runs on the distinct offsets only."""
         B, C, H, W = x.shape
         edge_index, edge_attr, edge_weight, ptr = unpack_graph(graph)
@@ -210,7 +210,7 @@ class GraphStage(torch.nn.Module):
             (``similarity``, ``score``, ...).
         compress_offsets (bool, optional): run the position MLPs on the
             distinct offsets of each graph (found once per forward with
-            :func:`~pyg_glic.nn.functional.compress_offsets`) instead of on
+            :func:`~pyg_glic.nn.offsets.compress_offsets`) instead of on
             every edge; same values, less memory and arithmetic.
             (default: :obj:`True`)
         global_candidates (str, optional): ``"strided"`` or ``"pooled"``.

@@ -9,10 +9,11 @@ from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
-from torch_geometric.utils import softmax
 
-from .. import policy as _policy
-from ..functional import block_edge_slots, blocked_attention, log_spaced, sparse_attention
+from ..attention import backend as _backend
+from ..attention.dispatch import attend, select_execution
+from ..attention.gather import attention_message
+from ..offsets import log_spaced
 
 IMPLS = ("gather", "propagate")
 
@@ -53,12 +54,12 @@ class GLICAttention(MessagePassing):
     graph gives :math:`\mathbf{b}^O` everywhere.
 
     The aggregation core (scores, softmax over each target's incoming edges,
-    weighted sum of values) is :meth:`attend`; it calls
-    :func:`pyg_glic.nn.functional.sparse_attention`, which keeps no per-edge
-    ``E x C`` tensor for the backward pass. ``impl="propagate"`` runs the same
-    computation through PyG's :meth:`propagate` / :meth:`message` instead (more
-    memory, same values); both are checked against
-    :func:`pyg_glic.nn.dense.dense_glic_attention`.
+    weighted sum of values) is :meth:`attend`; it calls the dispatcher
+    :func:`pyg_glic.nn.attention.attend`, whose executors keep no per-edge
+    ``E x C`` tensor for the backward pass (:mod:`pyg_glic.nn.attention`).
+    ``impl="propagate"`` runs the same computation through PyG's
+    :meth:`propagate` / :meth:`message` instead (more memory, same values); both
+    are checked against :func:`pyg_glic.nn.dense.dense_glic_attention`.
 
     Args:
         in_channels (int or tuple): Size of each input sample, or a tuple
@@ -78,16 +79,17 @@ class GLICAttention(MessagePassing):
             scale. (default: :obj:`100.0`)
         bias (bool, optional): Learn additive biases in the projections.
             (default: :obj:`True`)
-        impl (str, optional): ``"gather"`` (memory-lean functional core) or
+        impl (str, optional): ``"gather"`` (the memory-lean executors) or
             ``"propagate"`` (PyG message passing) for sparse execution.
             (default: :obj:`"gather"`)
         execution (str, optional): ``"sparse"``, ``"dense"`` (blocked-dense
             over the graph's candidate blocks, passed as ``blocks=`` to
-            :meth:`forward`) or ``"auto"`` (:mod:`pyg_glic.nn.policy` picks
-            per call from the graph's density, size, device and whether
+            :meth:`forward`) or ``"auto"`` (:mod:`pyg_glic.nn.attention.dispatch`
+            picks per call from the graph's density, size, device and whether
             autograd is on); the result is the same either way. Without
             ``blocks`` the layer runs sparse; the context manager
-            :func:`pyg_glic.nn.policy.execution` overrides this setting.
+            :func:`pyg_glic.nn.attention.backend.execution` overrides this
+            setting.
             (default: :obj:`"auto"`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
@@ -115,8 +117,9 @@ class GLICAttention(MessagePassing):
             raise ValueError(f"heads ({heads}) must divide out_channels ({out_channels})")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-        if execution not in _policy.EXECUTIONS:
-            raise ValueError(f"execution must be one of {_policy.EXECUTIONS}, got {execution!r}")
+        if execution not in _backend.EXECUTIONS:
+            raise ValueError(f"execution must be one of {_backend.EXECUTIONS}, "
+                             f"got {execution!r}")
         if not 0 < init_scale <= max_scale:
             raise ValueError(f"need 0 < init_scale <= max_scale, got {init_scale}, {max_scale}")
         if pos_bound is not None and not (isinstance(pos_bound, (int, float))
@@ -209,7 +212,7 @@ class GLICAttention(MessagePassing):
             offset_index (LongTensor, optional): ``(E,)``; if given,
                 ``edge_attr`` holds ``U`` distinct offsets ``(U, 2)`` and edge
                 ``e`` has offset ``edge_attr[offset_index[e]]`` (see
-                :func:`pyg_glic.nn.functional.compress_offsets`): the position
+                :func:`pyg_glic.nn.offsets.compress_offsets`): the position
                 MLP then runs on ``U`` rows instead of ``E``.
             blocks (CandidateBlocks, optional): the graph's candidate
                 structure (``ImageGraph.blocks``); enables blocked-dense
@@ -239,44 +242,35 @@ class GLICAttention(MessagePassing):
                edge_weight: OptTensor = None, blocks=None) -> Tensor:
         r"""The aggregation core: ``(N_dst, H, D)`` from projected ``q, k, v``.
 
-        See :func:`pyg_glic.nn.functional.sparse_attention` for the contract;
-        with ``blocks`` it may run :func:`~pyg_glic.nn.functional.blocked_attention`
-        instead (:meth:`select_execution`).
+        The contract is :mod:`pyg_glic.nn.attention.contract`; the dispatcher
+        :func:`pyg_glic.nn.attention.attend` picks the executor (with ``blocks``
+        it may run blocked-dense, :meth:`select_execution`); with
+        ``impl="propagate"`` the sparse case runs through PyG's
+        :meth:`propagate`.
         """
-        if blocks is not None and self.select_execution(edge_index, blocks, q.device) == "dense":
-            slots = block_edge_slots(blocks, edge_index, num_dst)
-            if slots is not None:
-                return blocked_attention(q, k, v, bias, edge_index, blocks, num_dst,
-                                         edge_weight, slots=slots)
-            if (_policy.forced_execution() or self.execution) == "dense":
-                raise ValueError("execution='dense': the edges do not fit the candidate "
-                                 "blocks (an edge outside its block, or a repeated edge)")
-        if self.impl == "gather":
-            return sparse_attention(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)
+        sparse = None if self.impl == "gather" else self._propagate_attention
+        return attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight, blocks,
+                      self.execution, sparse=sparse)
+
+    def _propagate_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
+                             edge_index: Tensor, ptr: OptTensor, num_dst: int,
+                             edge_weight: OptTensor = None) -> Tensor:
         # propagate_type: (q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
         #                  edge_weight: OptTensor)
         return self.propagate(edge_index, q=q, k=k, v=v, bias=bias,
                               edge_weight=edge_weight, size=(k.size(0), num_dst))
 
     def select_execution(self, edge_index: Tensor, blocks, device) -> str:
-        r"""``"dense"`` or ``"sparse"`` for a call with these edges and blocks."""
-        mode = _policy.forced_execution() or self.execution
-        if blocks is None:
-            return "sparse"
-        if mode == "auto":
-            return _policy.choose_attention_execution(edge_index.size(1), blocks, device)
-        return mode
+        r"""``"dense"`` or ``"sparse"`` for a call with these edges and blocks
+        (:func:`pyg_glic.nn.attention.select_execution` with this layer's
+        ``execution``)."""
+        return select_execution(self.execution, edge_index, blocks, device)
 
     def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, bias: OptTensor,
                 edge_weight: OptTensor, index: Tensor, ptr: OptTensor,
                 size_i: Optional[int]) -> Tensor:
-        score = (q_i * k_j).sum(dim=-1)
-        if bias is not None:
-            score = score + bias
-        alpha = softmax(score, index, None, size_i, dim=0)
-        if edge_weight is not None:
-            alpha = alpha * edge_weight.unsqueeze(-1).to(alpha.dtype)
-        return v_j * alpha.unsqueeze(-1)
+        # the contract's rule on PyG's per-edge tensors (pyg_glic.nn.attention.gather)
+        return attention_message(q_i, k_j, v_j, bias, edge_weight, index, size_i)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '

@@ -8,7 +8,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
-from ..functional import csr_max
+from ..segment import csr_max
 
 
 class MRConv(MessagePassing):
@@ -74,7 +74,7 @@ class MRConv(MessagePassing):
                 ``edge_index`` is sorted by target (as the graph builders
                 return it): then :math:`\max_j (\mathbf{x}_j - \mathbf{x}_i)
                 = \max_j \mathbf{x}_j - \mathbf{x}_i` is computed by
-                :func:`~pyg_glic.nn.functional.csr_max`, which keeps no
+                :func:`~pyg_glic.nn.segment.csr_max`, which keeps no
                 per-edge tensor for backward (eager mode; under
                 :func:`torch.compile` the message-passing form runs).
         """

@@ -161,7 +161,7 @@ def test_glic_attention_float32_edge_attr_with_float64_layer(gen):
 @pytest.mark.parametrize('impl', ['gather', 'propagate'])
 @pytest.mark.parametrize('pos_bound', [None, 16.0])
 def test_glic_attention_compressed_offsets(impl, pos_bound, gen):
-    from pyg_glic.nn.functional import compress_offsets
+    from pyg_glic.nn.offsets import compress_offsets
     graph = random_block_graph(20, 20, Q=5, K=6, generator=gen)
     attr = torch.round(graph.edge_attr)  # few distinct offsets
     unique, index = compress_offsets(attr)

@@ -4,10 +4,9 @@ import torch
 
 from nn_testing import random_block_graph
 from pyg_glic.graph import global_graph, halo_graph
-from pyg_glic.nn import policy
+from pyg_glic.nn.attention import backend, blocked, block_edge_slots, dispatch
 from pyg_glic.nn.blocks import GraphStage
 from pyg_glic.nn.conv import GLICAttention
-from pyg_glic.nn.functional import block_edge_slots
 
 
 def _run(layer, x, graph, mode, edge_weight=None, offsets=None):
@@ -15,7 +14,7 @@ def _run(layer, x, graph, mode, edge_weight=None, offsets=None):
     edge_attr, offset_index = graph.edge_attr, None
     if offsets is not None:
         edge_attr, offset_index = offsets
-    with policy.execution(mode):
+    with backend.execution(mode):
         out = layer(x, graph.edge_index, edge_attr, edge_weight=edge_weight, ptr=graph.ptr,
                     offset_index=offset_index, blocks=graph.blocks)
     g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
@@ -60,7 +59,7 @@ def test_dense_equals_sparse_halo_and_global(adaptive, gen):
     glob = global_graph(fmap, 6, grid=4, group=4, adaptive=adaptive, k_min=0)
     layer = GLICAttention(8, 8, heads=2, pos_hidden=8).double()
     x = fmap.permute(0, 2, 3, 1).reshape(-1, 8).clone().requires_grad_()
-    from pyg_glic.nn.functional import compress_offsets
+    from pyg_glic.nn.offsets import compress_offsets
     offsets = compress_offsets(loc.edge_attr)
     for off in (None, offsets):
         _assert_same(_run(layer, x, loc, "sparse", offsets=off),
@@ -81,7 +80,7 @@ def test_layer_execution_argument_and_fallbacks(gen):
     torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
     assert layer.select_execution(graph.edge_index, graph.blocks, x.device) == "dense"
     assert layer.select_execution(graph.edge_index, None, x.device) == "sparse"
-    with policy.execution("sparse"):
+    with backend.execution("sparse"):
         assert layer.select_execution(graph.edge_index, graph.blocks, x.device) == "sparse"
     # without blocks: sparse even when dense is asked for
     torch.testing.assert_close(layer(x, graph.edge_index, graph.edge_attr), b,
@@ -97,40 +96,40 @@ def test_layer_execution_argument_and_fallbacks(gen):
     assert block_edge_slots(graph.blocks, ei, 30) is None
     with pytest.raises(ValueError, match="do not fit the candidate blocks"):
         layer(x, ei, ea, blocks=graph.blocks)
-    with policy.execution("auto"):
+    with backend.execution("auto"):
         fallback = layer(x, ei, ea, blocks=graph.blocks)
     torch.testing.assert_close(fallback, ref(x, ei, ea), atol=1e-10, rtol=1e-10)
     with pytest.raises(ValueError):
         GLICAttention(8, 8, execution="fast")
     with pytest.raises(ValueError):
-        with policy.execution("fast"):
+        with backend.execution("fast"):
             pass
 
 
 @pytest.mark.parametrize("backward", [False, True])
 def test_policy_thresholds_are_used(backward, monkeypatch, gen):
     graph = halo_graph(torch.randn(1, 8, 16, 16, generator=gen), 64, window=8, halo=4)
-    dens, queries = policy.block_density(graph.num_edges, graph.blocks)
+    dens, queries = dispatch.block_density(graph.num_edges, graph.blocks)
     assert queries == 256 and 0 < dens < 1
 
     def choose():
-        return policy.choose_attention_execution(graph.num_edges, graph.blocks,
+        return dispatch.choose_attention_execution(graph.num_edges, graph.blocks,
                                                  torch.device("cpu"), backward)
     key = ("cpu", backward)
-    assert queries >= policy.DENSE_MIN_QUERIES[key]  # the fitted table: no size limit here
-    assert choose() == ("dense" if dens >= policy.DENSE_MIN_DENSITY[key] else "sparse")
+    assert queries >= backend.DENSE_MIN_QUERIES[key]  # the fitted table: no size limit here
+    assert choose() == ("dense" if dens >= backend.DENSE_MIN_DENSITY[key] else "sparse")
     # the density threshold of this (device, backward) key decides, on both sides of it
-    monkeypatch.setitem(policy.DENSE_MIN_DENSITY, key, dens)
+    monkeypatch.setitem(backend.DENSE_MIN_DENSITY, key, dens)
     assert choose() == "dense"
-    monkeypatch.setitem(policy.DENSE_MIN_DENSITY, key, dens * 1.001)
+    monkeypatch.setitem(backend.DENSE_MIN_DENSITY, key, dens * 1.001)
     assert choose() == "sparse"
     # below the minimum number of queries: sparse at any density
-    monkeypatch.setitem(policy.DENSE_MIN_DENSITY, key, 0.0)
-    monkeypatch.setitem(policy.DENSE_MIN_QUERIES, key, queries + 1)
+    monkeypatch.setitem(backend.DENSE_MIN_DENSITY, key, 0.0)
+    monkeypatch.setitem(backend.DENSE_MIN_QUERIES, key, queries + 1)
     assert choose() == "sparse"
-    monkeypatch.setitem(policy.DENSE_MIN_QUERIES, key, queries)
+    monkeypatch.setitem(backend.DENSE_MIN_QUERIES, key, queries)
     assert choose() == "dense"
-    assert policy.choose_attention_execution(10, None, torch.device("cpu")) == "sparse"
+    assert dispatch.choose_attention_execution(10, None, torch.device("cpu")) == "sparse"
 
 
 def test_stage_same_under_both_executions(gen):
@@ -141,30 +140,29 @@ def test_stage_same_under_both_executions(gen):
     graphs = stage.build_graphs(x)
     outs = []
     for mode in ("sparse", "dense"):
-        with policy.execution(mode):
+        with backend.execution(mode):
             y = stage(x, graphs)
         outs.append((y, torch.autograd.grad(y.sum(), [x] + list(stage.parameters()))))
     _assert_same(*outs)
 
 
 def test_chunked_inference_equals_sparse(gen, monkeypatch):
-    import pyg_glic.nn.functional as fn
-    monkeypatch.setattr(fn, "CHUNK_ELEMENTS", 40)  # 4 * 40 // (H * Q * K) -> 1 block a chunk
+    monkeypatch.setattr(backend, "CHUNK_ELEMENTS", 40)  # 4 * 40 // (H * Q * K) -> 1 block a chunk
     graph = random_block_graph(40, 40, Q=8, K=10, degree='adaptive', drop_queries=3,
                                pad_cands=2, generator=gen)
     layer = GLICAttention(16, 16, heads=2, pos_hidden=8).double()
     x = torch.randn(40, 16, dtype=torch.float64, generator=gen)
     w = torch.rand(graph.num_edges, dtype=torch.float64, generator=gen)
-    chunks, chunk = [], fn._blocked_chunk
+    chunks, chunk = [], blocked._blocked_chunk
 
     def count(*args):
         chunks.append(args[5].size(0))  # blocks in this chunk
         return chunk(*args)
-    monkeypatch.setattr(fn, "_blocked_chunk", count)
+    monkeypatch.setattr(blocked, "_blocked_chunk", count)
     with torch.no_grad():
         outs = []
         for mode in ("sparse", "dense"):
-            with policy.execution(mode):
+            with backend.execution(mode):
                 outs.append(layer(x, graph.edge_index, graph.edge_attr, edge_weight=w,
                                   blocks=graph.blocks))
     nb = graph.blocks.query_index.size(0)

@@ -29,10 +29,11 @@ import math
 import pytest
 import torch
 
-import pyg_glic.nn.kernels as kernels
 from pyg_glic.graph.base import CandidateBlocks
+from pyg_glic.nn.attention import block_edge_slots
+from pyg_glic.nn.attention import csr as csr_executor
 from pyg_glic.nn.conv import GLICAttention
-from pyg_glic.nn.functional import block_edge_slots, compress_offsets
+from pyg_glic.nn.offsets import compress_offsets
 
 # Hand-made graphs, edges sorted by target. Same-node graph: 7 nodes, node 2 has no
 # incoming edge, node 3 attends to everyone (itself included), node 5 only to itself.
@@ -136,12 +137,12 @@ def _run_layer(layer, x, edge_index, edge_attr, ptr, blocks, execution, monkeypa
                edge_weight=None, offset_index=None):
     calls = []
     if execution == "csr":  # make sure the CPU CSR core is the one that ran
-        real = kernels.csr_sparse_attention
+        real = csr_executor.csr_sparse_attention
 
         def spy(*args, **kwargs):
             calls.append(1)
             return real(*args, **kwargs)
-        monkeypatch.setattr(kernels, "csr_sparse_attention", spy)
+        monkeypatch.setattr(csr_executor, "csr_sparse_attention", spy)
     kw = dict(edge_weight=edge_weight, offset_index=offset_index)
     if execution == "csr":
         out = layer(x, edge_index, edge_attr, ptr=ptr, **kw)

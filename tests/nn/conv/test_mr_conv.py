@@ -37,9 +37,9 @@ def test_mr_conv_equals_dense(variable, csr, gen, monkeypatch):
     if csr is None:
         out = conv(xs, edge_index)
     else:
-        from pyg_glic.nn import functional
+        from pyg_glic.nn.attention import backend
         if csr == 'chunks':
-            monkeypatch.setattr(functional, "CHUNK_ELEMENTS", 16)
+            monkeypatch.setattr(backend, "CHUNK_ELEMENTS", 16)
         edge_index = edge_index[:, edge_index[1].argsort(stable=True)]
         out = conv(xs, edge_index, ptr=_ptr(edge_index[1], B * N))
     xd = x.clone().requires_grad_()
@@ -91,7 +91,7 @@ def _ptr(dst, n):
 
 
 def test_csr_max_isolated_ties_and_errors():
-    from pyg_glic.nn.functional import csr_max
+    from pyg_glic.nn.segment import csr_max
     x = torch.tensor([[1.0, 5.0], [3.0, 5.0], [2.0, 0.0]], requires_grad=True)
     # target 0 <- {0, 1, 2}; target 1 <- nothing; target 2 <- {2}
     ptr, src = torch.tensor([0, 3, 3, 4]), torch.tensor([0, 1, 2, 2])

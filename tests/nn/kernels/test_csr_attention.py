@@ -1,13 +1,14 @@
-r"""The CPU sparse-matrix-product attention core (pyg_glic.nn.kernels.csr_attention)
+r"""The CPU sparse-matrix-product attention executor (pyg_glic.nn.attention.csr)
 against a plain float64 gather reference, the chunked gather core and gradcheck."""
 import pytest
 import torch
 from torch.autograd import gradcheck
 
 from attention_testing import _check, _csr, _inputs, _reference
-from pyg_glic.nn import functional as F_
-from pyg_glic.nn.kernels import csr_attention_available, csr_sparse_attention
-from pyg_glic.nn.kernels import csr_attention as csr_mod
+from pyg_glic.nn.attention import backend, csr_attention_available, csr_sparse_attention
+from pyg_glic.nn.attention import csr as csr_mod
+from pyg_glic.nn.attention import dispatch
+from pyg_glic.nn.attention import sparse_attention
 
 # isolated targets, degree 1, larger degrees
 DEG = [0, 1, 5, 13, 0, 3, 8, 2, 4]
@@ -54,10 +55,10 @@ def test_equals_chunked_gather_core(monkeypatch):
     q, k, v, b, w, ptr, col = _inputs(gen, DEG, 11, 2, 8, 8, "cpu")
     dst = torch.repeat_interleave(torch.arange(len(DEG)), ptr[1:] - ptr[:-1])
     ei = torch.stack([col, dst])
-    monkeypatch.setattr(F_, "CSR_ATTENTION", "never")
-    ref = F_.sparse_attention(q, k, v, b, ei, ptr, len(DEG), w)
-    monkeypatch.setattr(F_, "CSR_ATTENTION", "auto")
-    out = F_.sparse_attention(q, k, v, b, ei, ptr, len(DEG), w)
+    monkeypatch.setattr(backend, "CSR_ATTENTION", "never")
+    ref = sparse_attention(q, k, v, b, ei, ptr, len(DEG), w)
+    monkeypatch.setattr(backend, "CSR_ATTENTION", "auto")
+    out = sparse_attention(q, k, v, b, ei, ptr, len(DEG), w)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
@@ -101,13 +102,13 @@ def test_availability_and_fallback(monkeypatch):
     gen = torch.Generator().manual_seed(5)
     q, k, v, b, w, ptr, col = _inputs(gen, DEG, 11, 2, 8, 8, "cpu", True, False)
     dst = torch.repeat_interleave(torch.arange(len(DEG)), ptr[1:] - ptr[:-1])
-    out = F_.sparse_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), b.bfloat16(),
+    out = sparse_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), b.bfloat16(),
                               torch.stack([col, dst]), ptr, len(DEG))
     ref = _reference(q, k, v, b, ptr, col)
     torch.testing.assert_close(out.double(), ref, atol=5e-2, rtol=5e-2)
-    monkeypatch.setattr(F_, "CSR_ATTENTION", "sometimes")
+    monkeypatch.setattr(backend, "CSR_ATTENTION", "sometimes")
     with pytest.raises(ValueError, match="CSR_ATTENTION"):
-        F_._use_csr(q)
+        dispatch._use_csr(q)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -115,7 +116,6 @@ def test_glic_attention_layer_uses_it(weighted, monkeypatch):
     # GLICAttention's sparse execution on a real adaptive halo graph: the CSR core
     # is called, and it gives the chunked gather core's values and gradients
     from pyg_glic.graph import halo_graph
-    from pyg_glic.nn import policy
     from pyg_glic.nn.conv import GLICAttention
     gen = torch.Generator().manual_seed(6)
     C = 8
@@ -127,12 +127,12 @@ def test_glic_attention_layer_uses_it(weighted, monkeypatch):
     ew = torch.rand(graph.edge_index.size(1), generator=gen).requires_grad_() if weighted else None
     calls = []
     real = csr_mod.csr_sparse_attention
-    monkeypatch.setattr("pyg_glic.nn.kernels.csr_sparse_attention",
+    monkeypatch.setattr(csr_mod, "csr_sparse_attention",
                         lambda *a, **kw: calls.append(1) or real(*a, **kw))
     results = []
     for mode in ("never", "auto"):
-        monkeypatch.setattr(F_, "CSR_ATTENTION", mode)
-        with policy.execution("sparse"):
+        monkeypatch.setattr(backend, "CSR_ATTENTION", mode)
+        with backend.execution("sparse"):
             out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew, ptr=graph.ptr)
         inputs = [x] + ([ew] if weighted else []) + list(layer.parameters())
         results.append((out, torch.autograd.grad(out.square().sum(), inputs)))

@@ -1,4 +1,4 @@
-r"""Fused sparse attention (pyg_glic.nn.kernels) against plain references.
+r"""Fused sparse attention (pyg_glic.nn.attention.triton_fused) against plain references.
 
 On the CPU the Triton kernels run in Triton's interpreter: the ``interpret``
 fixture sets ``TRITON_INTERPRET=1`` for each test (the kernel module picks
@@ -17,9 +17,9 @@ if importlib.util.find_spec("triton") is None:
                 allow_module_level=True)
 import triton  # noqa: E402,F401  (installed: a broken import must fail, not skip)
 
-from pyg_glic.nn.functional import sparse_attention  # noqa: E402
-from pyg_glic.nn.kernels import (csr_transpose, fused_attention_available,  # noqa: E402
-                                 fused_sparse_attention, sparse_attention_csr)
+from pyg_glic.nn.attention import (backend, csr_transpose,  # noqa: E402
+                                   fused_attention_available, fused_sparse_attention,
+                                   sparse_attention, triton_fused)
 from attention_testing import _check, _csr, _inputs, _reference  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -61,7 +61,7 @@ def test_value_width_and_block_sizes(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_matches_functional_core(device):
-    """Drop-in: same values and gradients as functional.sparse_attention."""
+    """Drop-in: same values and gradients as the dispatcher's sparse_attention."""
     gen = torch.Generator().manual_seed(2)
     q, k, v, b, w, ptr, col = _inputs(gen, DEG, 11, 2, 8, 8, device)
     dst = torch.repeat_interleave(torch.arange(len(DEG), device=device), ptr[1:] - ptr[:-1])
@@ -191,9 +191,18 @@ def test_dispatch_falls_back_to_torch(monkeypatch):
     q, k, v, b, w, ptr, col = _inputs(gen, DEG, 11, 2, 8, 8, "cpu")
     tau = torch.tensor([2.0, 5.0])
     ref = _reference(q * tau.view(1, 2, 1), k, v, b, ptr, col, w)
-    fused = sparse_attention_csr(q, k, v, b, ptr, col, tau, w)
+    dst = torch.repeat_interleave(torch.arange(len(DEG)), ptr[1:] - ptr[:-1])
+    ei = torch.stack([col, dst])
+    calls = []
+    real = triton_fused.fused_sparse_attention
+    monkeypatch.setattr(triton_fused, "fused_sparse_attention",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    monkeypatch.setattr(backend, "FUSED_ATTENTION", "always")  # also Triton's interpreter
+    fused = sparse_attention(q * tau.view(1, 2, 1), k, v, b, ei, ptr, len(DEG), w)
+    assert calls == [1], "the fused kernel did not run where it is available"
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    torch_path = sparse_attention_csr(q, k, v, b, ptr, col, tau, w)
+    torch_path = sparse_attention(q * tau.view(1, 2, 1), k, v, b, ei, ptr, len(DEG), w)
+    assert calls == [1], "the fused kernel ran where it is not available"
     torch.testing.assert_close(fused.double(), ref, atol=1e-5, rtol=1e-5)
     _check(torch_path, ref, (q, k, v, b, w), gen=gen)
 
@@ -240,7 +249,7 @@ def _aot_compile(name, dt, has_bias, has_w):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from pyg_glic.nn.kernels._triton_kernels import get_kernels, triton_imported_interpreted
+    from pyg_glic.nn.attention._triton_kernels import get_kernels, triton_imported_interpreted
     if triton_imported_interpreted():
         pytest.skip("triton was imported in interpreter mode; nothing compiles")
     f, i64, f32 = f"*{dt}", "*i64", "*fp32"
@@ -286,9 +295,7 @@ def test_glic_attention_layer_dispatches_to_fused_kernel(weighted, monkeypatch):
     # interpreter on the CPU) against the chunked gather form: values and
     # gradients, on a real halo graph with adaptive degrees.
     from pyg_glic.graph import halo_graph
-    from pyg_glic.nn import functional as F_, policy
     from pyg_glic.nn.conv import GLICAttention
-    from pyg_glic.nn.kernels import triton_attention
     gen = torch.Generator().manual_seed(3)
     C, Hh, W = 8, 6, 6
     feat = torch.randn(1, C, Hh, W, generator=gen)
@@ -300,19 +307,18 @@ def test_glic_attention_layer_dispatches_to_fused_kernel(weighted, monkeypatch):
     if weighted:
         ew = torch.rand(graph.edge_index.size(1), generator=gen).requires_grad_()
     calls = []
-    real = triton_attention.fused_sparse_attention
+    real = triton_fused.fused_sparse_attention
 
     def spy(*a, **kw):
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(triton_attention, "fused_sparse_attention", spy)
-    monkeypatch.setattr("pyg_glic.nn.kernels.fused_sparse_attention", spy)
+    monkeypatch.setattr(triton_fused, "fused_sparse_attention", spy)
     results = []
-    monkeypatch.setattr(F_, "CSR_ATTENTION", "never")  # the reference: chunked gathers
+    monkeypatch.setattr(backend, "CSR_ATTENTION", "never")  # the reference: chunked gathers
     for mode in ("never", "always"):
-        monkeypatch.setattr(F_, "FUSED_ATTENTION", mode)
-        with policy.execution("sparse"):
+        monkeypatch.setattr(backend, "FUSED_ATTENTION", mode)
+        with backend.execution("sparse"):
             out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew, ptr=graph.ptr)
         inputs = [x] + ([ew] if weighted else []) + list(layer.parameters())
         results.append((out, torch.autograd.grad(out.square().sum(), inputs)))
@@ -323,7 +329,7 @@ def test_glic_attention_layer_dispatches_to_fused_kernel(weighted, monkeypatch):
 
 
 def test_fused_attention_mode_checked(monkeypatch):
-    from pyg_glic.nn import functional as F_
-    monkeypatch.setattr(F_, "FUSED_ATTENTION", "sometimes")
+    from pyg_glic.nn.attention import dispatch
+    monkeypatch.setattr(backend, "FUSED_ATTENTION", "sometimes")
     with pytest.raises(ValueError, match="FUSED_ATTENTION"):
-        F_._use_fused(torch.zeros(1, 1, 1))
+        dispatch._use_fused(torch.zeros(1, 1, 1))
