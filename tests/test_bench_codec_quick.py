@@ -36,3 +36,23 @@ def test_1080p_image_is_synthesised(bench):
     imgs = bench.load_images(quick=False)
     assert tuple(imgs["kodak"][0].shape) == (1, 3, 512, 768)
     assert tuple(imgs["1080p"][0].shape) == (1, 3, 1080, 1920)
+
+
+@pytest.mark.slow
+def test_tiles_quick_run(tmp_path):
+    # fresh processes per measurement (peak memory), so seconds, not milliseconds
+    spec = importlib.util.spec_from_file_location(
+        "codec_tiles", os.path.join(ROOT, "benchmarks", "codec", "tiles.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--quick", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "codec_tiles_cpu_quick.json").read_text())
+    assert data["config"] == "glic-tiny" and data["machine"]["device"] == "cpu"
+    assert [r["tiles"] for r in data["scaling"]] == [1, 6]  # 256x192 whole; 632x472 in 256s
+    for r in data["scaling"]:
+        assert r["encode_peak_mib"] > data["baseline_mib"] * 0.9 and r["decode_s"] > 0
+    mean = data["rd"]["mean"]
+    # forced 128-pixel tiles cost some rate, and the edge bands are measured on both decodes
+    assert mean["t128_bpp"] > 0 and mean["whole_bpp"] > 0
+    assert {"t128_edge_psnr", "t128_rest_psnr", "t128_whole_edge_psnr"} <= set(mean)
+    assert "| 128x128 |" in (tmp_path / "codec_tiles_cpu_quick.md").read_text()

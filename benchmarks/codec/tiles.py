@@ -16,8 +16,9 @@ Two questions (README.md, "Tiles"):
    between the band and the rest cancel out).
 
 Weights: ``--weights`` (a training checkpoint's EMA weights or an exported weights
-file), else glic-lite's shipped weights, else its untrained ones (then the rates and
-PSNRs mean nothing; memory and time still do). One intra-op thread (the codec's
+file), else the configuration's shipped weights, else its untrained ones (then the
+rates and PSNRs mean nothing; memory and time still do). ``--quick`` (seconds, run by
+``tests/test_bench_codec_quick.py``) codes tiny sizes with glic-tiny. One intra-op thread (the codec's
 default). Writes ``benchmarks/results/codec_tiles_<device>[_quick].{json,md}``.
 
     PYTHONPATH=. .venv/bin/python benchmarks/codec/tiles.py --weights runs/x/checkpoint.pt
@@ -26,11 +27,9 @@ default). Writes ``benchmarks/results/codec_tiles_<device>[_quick].{json,md}``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -43,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from benchmarks._common import machine_info  # noqa: E402
 
 SIZES_MP = (1, 4, 12, 24, 48)
 
@@ -64,16 +65,18 @@ def synthetic(height: int, width: int):
     return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1)[None].float() / 255
 
 
-def load_net(weights):
+def load_net(weights, config):
     from pyg_glic import zoo
     from pyg_glic.training.models import load_model_file
 
     if weights:
-        net = load_model_file(weights).model.eval()
-        net.config = "glic-lite"
+        loaded = load_model_file(weights)
+        if loaded.config != config:
+            raise SystemExit(f"{weights} holds a {loaded.config} model, not {config}")
+        net = loaded.model.eval()
         net.update(force=True)
         return net, os.fspath(weights)
-    name = zoo.codec_name("glic-lite")
+    name = zoo.codec_name(config)
     return zoo.load_codec(name), name
 
 
@@ -88,7 +91,7 @@ def child(args) -> None:
     from pyg_glic import codec
 
     torch.set_num_threads(1)
-    net, _ = load_net(args.weights)
+    net, _ = load_net(args.weights, args.config)
     out = {}
     if args.child == "baseline":
         pass
@@ -96,7 +99,7 @@ def child(args) -> None:
         H, W = args.size
         x = synthetic(H, W)
         t = time.perf_counter()
-        data = codec.compress(x, "glic-lite", args.quality, model=net, tile=args.tile)
+        data = codec.compress(x, args.config, args.quality, model=net, tile=args.tile)
         out["seconds"] = time.perf_counter() - t
         Path(args.file).write_bytes(data)
         out["bytes"] = len(data)
@@ -112,7 +115,7 @@ def child(args) -> None:
 
 def run_child(args, kind, **extra):
     cmd = [sys.executable, __file__, "--child", kind, "--quality", str(args.quality),
-           "--tile", str(args.tile)]
+           "--tile", str(args.tile), "--config", args.config]
     if args.weights:
         cmd += ["--weights", os.fspath(args.weights)]
     for k, v in extra.items():
@@ -165,19 +168,19 @@ def rd_cost(args, images):
     from pyg_glic import codec
     from pyg_glic.utils.image import load_image, to_uint8
 
-    net, _ = load_net(args.weights)
+    net, _ = load_net(args.weights, args.config)
     torch.set_num_threads(1)
     per = []
     for path in images:
         x = load_image(path)
         H, W = x.shape[-2:]
         ref = to_uint8(x)
-        whole_data = codec.compress(x, "glic-lite", args.quality, model=net)
+        whole_data = codec.compress(x, args.config, args.quality, model=net)
         whole = to_uint8(codec.decompress(whole_data, model=net)[0])
         entry = dict(image=Path(path).name, whole_bpp=8 * len(whole_data) / (H * W),
                      whole_psnr=psnr_masked(ref, whole, np.ones((H, W), bool)))
         for tile in args.rd_tiles:
-            data = codec.compress(x, "glic-lite", args.quality, model=net, tile=tile)
+            data = codec.compress(x, args.config, args.quality, model=net, tile=tile)
             dec = to_uint8(codec.decompress(data, model=net)[0])
             edges = edge_mask(H, W, tile, args.band)
             entry[f"t{tile}_bpp"] = 8 * len(data) / (H * W)
@@ -195,30 +198,17 @@ def rd_cost(args, images):
 # ---------------------------------------------------------------------- reporting
 
 
-def machine():
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "pyg_glic", "benchmarks"],
-                                    cwd=ROOT, capture_output=True, text=True).stdout.strip())
-    except OSError:
-        commit, dirty = "unknown", False
-    return dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
-                device="cpu", threads=1, utc=datetime.datetime.utcnow().isoformat(timespec="seconds"),
-                load_average=list(os.getloadavg()), commit=commit + (" (+ uncommitted)" if dirty else ""))
-
-
 def write(args, result):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"codec_tiles_cpu{'_quick' if args.quick else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     m = result["machine"]
-    lines = [f"# Tiled coding: glic-lite, tile {args.tile}, quality {args.quality}", "",
-             f"Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, device cpu, "
-             f"{m['threads']} intra-op thread, {m['utc']} UTC, load average at start "
-             f"{m['load_average']}, commit {m['commit']}. Weights: {result['weights']}. "
-             f"Total {result['seconds']:.0f} s.", ""]
+    lines = [f"# Tiled coding: {args.config}, tile {args.tile}, quality {args.quality}", "",
+             f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']}, device "
+             f"cpu, 1 intra-op thread (the codec's default), {m['date']}, load average at "
+             f"start {m.get('load_average_at_start')}, commit {m['git_commit']}. Weights: "
+             f"{result['weights']}. Total {result['seconds']:.0f} s.", ""]
     if result.get("scaling"):
         lines += [f"## Peak memory and time (fresh process each; baseline, model loaded: "
                   f"{result['baseline_mib']:.0f} MiB)", "",
@@ -251,7 +241,10 @@ def write(args, result):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--config", default=None,
+                   help="codec configuration (default glic-lite; --quick: glic-tiny)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="a training checkpoint (its EMA weights) or weights file of --config")
     p.add_argument("--quality", type=float, default=3.0)
     p.add_argument("--tile", type=int, default=2048, help="tile side for the scaling runs")
     p.add_argument("--sizes", type=float, nargs="+", default=list(SIZES_MP),
@@ -263,18 +256,22 @@ def main(argv=None):
     p.add_argument("--skip-scaling", action="store_true")
     p.add_argument("--skip-rd", action="store_true")
     p.add_argument("--quick", action="store_true",
-                   help="seconds: 0.05 and 0.3 MP with tile 256; 2 Kodak-like crops")
+                   help="seconds: glic-tiny, 0.05 and 0.3 MP with tile 256; 2 crops of the "
+                        "bundled image with tile 128")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     # internal: one measurement in a fresh process
     p.add_argument("--child", choices=["baseline", "encode", "decode"], help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--file", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.config is None:
+        args.config = "glic-tiny" if args.quick else "glic-lite"
     if args.child:
         return child(args)
     t0 = time.time()
-    result = dict(machine=machine(), weights=os.fspath(args.weights) if args.weights
-                  else "glic-lite as shipped (or untrained)", tile=args.tile,
+    result = dict(machine=machine_info(torch.device("cpu")), config=args.config,
+                  weights=os.fspath(args.weights) if args.weights
+                  else f"{args.config} as shipped (or untrained)", tile=args.tile,
                   quality=args.quality)
     if args.quick:
         args.sizes, args.tile, args.rd_tiles = [0.05, 0.3], 256, [128]
