@@ -174,8 +174,8 @@ def compress(x: Tensor, config: str = "glic-lite", quality: Quality = 3,
 
     Images larger than ``tile x tile`` pixels are coded in tiles, so memory is
     set by the tile, not the image (:mod:`pyg_glic._tiles` says how tiles meet).
-    The same image, settings and weights give the same bytes whatever the
-    number of threads.
+    With ``threads=1`` (the default) the same image, settings and weights give
+    the same bytes whatever the process's own thread count.
 
     Args:
         x (Tensor): the image.
