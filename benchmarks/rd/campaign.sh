@@ -15,7 +15,15 @@
 #   CONFIG=glic-lite ORTHO=0.1 CKPT_EVERY=200 IMAGES=01,05,07,13,15,23
 #   QUALITIES=1.5,3,4.5,6 CURVE_DIR=benchmarks/results/rd_campaign
 #   SHIP=pyg_glic/zoo/weights/$CONFIG.pt SHIP_HOURS=3 SHIP_MIN_GAIN=0 (dB over JPEG; empty = none) PY=.venv/bin/python
+#   CODE=commit (run the code of the checked-out commit, copied to $RUN/code) or worktree
 # Relative paths in knobs are relative to the repository root.
+#
+# The code it runs: the campaign trains for days, across sessions, while the repository
+# is edited. With CODE=commit (default) each start copies pyg_glic/ and benchmarks/ of
+# the checked-out commit (git archive) to $RUN/code and runs only that copy
+# (PYTHONPATH, PYTHONSAFEPATH), so an edit in progress can neither change nor break a
+# chunk or a curve point; uncommitted edits are not used, and the next start picks up
+# new commits.
 #
 # Each pass: resume $RUN/checkpoint.pt up to the next multiple of CHUNK (or start the
 # run, warm-started from $SHIP when it exists); then curve.py on the checkpoint
@@ -101,6 +109,29 @@ log() { local line; line="$(now) [campaign] $*"; echo "$line" >>"$LOG"; echo "$l
 stamp() { local l; while IFS= read -r l; do printf '%s %s\n' "$(now)" "$l"; done; }
 # helper CMD...: a short foreground command, its stderr stamped into the log
 helper() { "$@" 2> >(trap '' INT TERM HUP; stamp >>"$LOG"); }
+
+# ---- the code it runs: one commit, not the working tree --------------------------------
+CODE=${CODE:-commit}
+case $CODE in
+    commit)
+        commit=$(git -C "$root" rev-parse HEAD 2>/dev/null) \
+            || die "$root is not a git checkout: set CODE=worktree"
+        snap=$(abspath "$RUN/code")
+        if [ "$(cat "$snap/.commit" 2>/dev/null)" != "$commit" ]; then
+            rm -rf "$snap.tmp" && mkdir -p "$snap.tmp" \
+                && git -C "$root" archive "$commit" pyg_glic benchmarks | tar -x -C "$snap.tmp" \
+                && echo "$commit" >"$snap.tmp/.commit" && rm -rf "$snap" && mv "$snap.tmp" "$snap" \
+                || die "cannot copy the code of commit $commit to $snap"
+        fi
+        CODE_DIR=$snap
+        dirty=$(git -C "$root" status --porcelain -- pyg_glic benchmarks 2>/dev/null | head -c1)
+        log "code: commit ${commit:0:10}, copied to $CODE_DIR${dirty:+ (uncommitted edits in the working tree are not used)}" ;;
+    worktree) CODE_DIR=$root ;;
+    *) die "CODE must be commit or worktree, got '$CODE'" ;;
+esac
+# The copy's pyg_glic first; no script or current folder prepended (Python 3.11+), so
+# the working tree's pyg_glic/ (the current folder) cannot shadow it.
+export PYTHONPATH="$CODE_DIR${PYTHONPATH:+:$PYTHONPATH}" PYTHONSAFEPATH=1 CAMPAIGN_CODE=$CODE_DIR
 
 # ---- signals: forward to the running child, let it checkpoint, then exit --------------
 child=""; child_what=""; stop_sig=""; rc=0
@@ -195,7 +226,8 @@ os.replace(tmp, shipped)
 EXPORT_PY='
 import sys
 from pathlib import Path
-sys.path.insert(0, "benchmarks/rd")
+import os
+sys.path.insert(0, os.path.join(os.environ["CAMPAIGN_CODE"], "benchmarks", "rd"))
 from curve import load_codec
 from pyg_glic.training.models import export_weights, load_model_file
 net, info = load_codec(Path(sys.argv[1]))
@@ -213,7 +245,7 @@ export_ema() {  # export_ema CHECKPOINT: -> $SHIP (through a temporary file)
 }
 
 curve() {  # curve FILE CSV [--plot PNG]: one curve.py row; sets rc
-    run_child "$PY" benchmarks/rd/curve.py "$1" --kodak "$KODAK" --images "$IMAGES" \
+    run_child "$PY" "$CODE_DIR/benchmarks/rd/curve.py" "$1" --kodak "$KODAK" --images "$IMAGES" \
         --qualities "$QUALITIES" --csv "$2" --threads "$THREADS" "${@:3}"
 }
 
