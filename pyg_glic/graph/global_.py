@@ -271,9 +271,9 @@ class GlobalGraph(torch.nn.Module):
         return global_graph(x, self.k, grid=self.grid, factor=self.factor, group=self.group,
                             candidates=self.candidates, **kw)
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         red = f"factor={self.factor}" if self.factor is not None else f"grid={self.grid}"
         cand = "" if self.candidates == "pooled" else f", candidates={self.candidates!r}"
         extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return (f"{self.__class__.__name__}(k={self.k}, {red}, group={self.group}{cand}"
-                f"{extra})")
+        return (f"k={self.k}, {red}, group={self.group}{cand}"
+                f"{extra}")

@@ -122,7 +122,7 @@ class HaloGraph(torch.nn.Module):
             kw["score"] = score
         return halo_graph(x, self.k, window=self.window, halo=self.halo, **kw)
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return (f"{self.__class__.__name__}(k={self.k}, window={self.window}, "
-                f"halo={self.halo}{extra})")
+        return (f"k={self.k}, window={self.window}, "
+                f"halo={self.halo}{extra}")

@@ -133,6 +133,6 @@ class KNNGraph(torch.nn.Module):
             kw["batch"] = batch
         return knn_graph(x, self.k, dilation=self.dilation, **kw)
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return f"{self.__class__.__name__}(k={self.k}, dilation={self.dilation}{extra})"
+        return f"k={self.k}, dilation={self.dilation}{extra}"

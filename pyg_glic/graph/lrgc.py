@@ -255,6 +255,6 @@ class LearnableGraph(torch.nn.Module):
         perm = torch.argsort(dst, stable=True)
         return src[perm], dst[perm], val[perm], mask
 
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"form={self.form!r}, candidates={self.candidates!r})")
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.hidden_channels}, "
+                f"form={self.form!r}, candidates={self.candidates!r}")

@@ -141,6 +141,6 @@ class WindowGraph(torch.nn.Module):
             kw["score"] = score
         return window_graph(x, self.k, window=self.window, **kw)
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return f"{self.__class__.__name__}(k={self.k}, window={self.window}{extra})"
+        return f"k={self.k}, window={self.window}{extra}"

@@ -175,8 +175,8 @@ class ViGGrapher(Grapher):
         out = self.fc2(self.act(self.norm(out)))
         return x + self.drop_path(out)
 
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, conv={self.conv_name})"
+    def extra_repr(self) -> str:
+        return f"{self.channels}, conv={self.conv_name}"
 
 
 class ViGBlock(torch.nn.Module):

@@ -158,7 +158,8 @@ def test_lrgc_chunks_max_degree_node_input(x):
 
 def test_lrgc_repr_and_bad_input(x):
     m = LearnableGraph(192, 48, form="str", candidates="halo")
-    assert repr(m) == "LearnableGraph(192, 48, form='str', candidates='halo')"
+    assert m.extra_repr() == "192, 48, form='str', candidates='halo'"
+    assert repr(m).startswith("LearnableGraph(\n  192, 48, form='str', candidates='halo'\n")
     assert m.threshold.item() == pytest.approx(1 / (1 + math.exp(3.0)))
     with pytest.raises(ValueError, match="form"):
         LearnableGraph(4, form="sigmoid")

@@ -45,8 +45,8 @@ class FFN(torch.nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x + self.drop_path(self.fc2(self.act(self.fc1(x))))
 
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, hidden={self.hidden_channels})"
+    def extra_repr(self) -> str:
+        return f"{self.channels}, hidden={self.hidden_channels}"
 
 
 class GatedFFN(torch.nn.Module):
@@ -85,5 +85,5 @@ class GatedFFN(torch.nn.Module):
         a, g = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(g) * a)
 
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, hidden={self.hidden_channels})"
+    def extra_repr(self) -> str:
+        return f"{self.channels}, hidden={self.hidden_channels}"

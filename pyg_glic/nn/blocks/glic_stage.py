@@ -128,10 +128,10 @@ class GraphAttentionBlock(torch.nn.Module):
         r"""Whether this layer attends over the pooled map (a pooled global layer)."""
         return self.scope == "global" and self.global_candidates == "pooled"
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         cand = ", candidates=pooled" if self.pooled else ""
-        return (f"{self.__class__.__name__}({self.channels}, heads={self.attn.heads}, "
-                f"scope={self.scope}{cand})")
+        return (f"{self.channels}, heads={self.attn.heads}, "
+                f"scope={self.scope}{cand}")
 
 
 @torch.compiler.disable
@@ -326,14 +326,14 @@ class GraphStage(torch.nn.Module):
             x = blk(x, local if blk.scope == "local" else glob, offsets[blk.scope])
         return x
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         extra = ""
         if self.scopes != "dual":
             extra += f", scopes={self.scopes}"
         if self.uses_global and self.global_candidates != "strided":
             extra += f", global_candidates={self.global_candidates}"
-        return (f"{self.__class__.__name__}({self.channels}, depth={self.depth}, "
-                f"heads={self.heads}, k={self.k}, adaptive={self.adaptive}{extra})")
+        return (f"{self.channels}, depth={self.depth}, "
+                f"heads={self.heads}, k={self.k}, adaptive={self.adaptive}{extra}")
 
 
 #: Alias: GLIC's name for the stage.

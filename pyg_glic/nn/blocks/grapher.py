@@ -167,5 +167,5 @@ class Grapher(torch.nn.Module):
         out = self.fc2(self.act(self.norm(out)))
         return x + self.drop_path(out)
 
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, conv={self.conv_name}, k={self.k})"
+    def extra_repr(self) -> str:
+        return f"{self.channels}, conv={self.conv_name}, k={self.k}"

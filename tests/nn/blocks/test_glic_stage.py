@@ -17,19 +17,21 @@ def _graphs(B, H, W, grid=2, seed=0):
 def test_stage_repr_and_layout():
     assert GLICStage is GraphStage
     stage = GraphStage(16, depth=5, heads=2, k=8, grid=2, group=2)
-    assert str(stage) == 'GraphStage(16, depth=5, heads=2, k=8, adaptive=False)'
+    assert stage.extra_repr() == '16, depth=5, heads=2, k=8, adaptive=False'
+    # a container: print(stage) shows its settings and every submodule
+    assert str(stage).startswith('GraphStage(\n  16, depth=5, heads=2, k=8, adaptive=False\n')
+    assert '(attn): GLICAttention(' in str(stage)
     assert [b.scope for b in stage.blocks] == ['local', 'global', 'local', 'global', 'local']
-    assert str(stage.blocks[1]) == 'GraphAttentionBlock(16, heads=2, scope=global)'
+    assert stage.blocks[1].extra_repr() == '16, heads=2, scope=global'
     assert stage.global_candidates == 'strided' and not stage.blocks[1].pooled
     pooled = GraphStage(16, depth=2, heads=2, grid=2, global_candidates='pooled')
-    assert str(pooled) == ('GraphStage(16, depth=2, heads=2, k=64, adaptive=False, '
-                           'global_candidates=pooled)')
-    assert str(pooled.blocks[1]) == 'GraphAttentionBlock(16, heads=2, scope=global, ' \
-                                    'candidates=pooled)'
+    assert pooled.extra_repr() == ('16, depth=2, heads=2, k=64, adaptive=False, '
+                                   'global_candidates=pooled')
+    assert pooled.blocks[1].extra_repr() == '16, heads=2, scope=global, candidates=pooled'
     for scopes in ('local', 'global'):
         s = GraphStage(16, depth=3, heads=2, grid=4, group=2, scopes=scopes)
         assert [b.scope for b in s.blocks] == [scopes] * 3
-        assert str(s).endswith(f'scopes={scopes})')
+        assert s.extra_repr().endswith(f'scopes={scopes}')
     with pytest.raises(ValueError):
         GraphStage(16, depth=2, drop_path=[0.1])
     with pytest.raises(ValueError, match='scopes must be one of'):
@@ -114,7 +116,7 @@ def test_global_block_rejects_mismatched_grid():
 
 def test_gated_ffn():
     ffn = GatedFFN(8, expansion=2)
-    assert str(ffn) == 'GatedFFN(8, hidden=16)'
+    assert ffn.extra_repr() == '8, hidden=16' and '(dwconv): Conv2d(' in str(ffn)
     x = torch.randn(1, 8, 5, 5)
     a, g = ffn.dwconv(ffn.project_in(x)).chunk(2, 1)
     torch.testing.assert_close(ffn(x), ffn.project_out(F.gelu(g) * a))

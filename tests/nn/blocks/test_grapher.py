@@ -16,7 +16,8 @@ def test_grapher_convs(conv, cls):
     torch.manual_seed(0)
     block = Grapher(16, conv=conv, k=4)
     assert isinstance(block.conv, cls)
-    assert str(block) == f'Grapher(16, conv={conv}, k=4)'
+    assert block.extra_repr() == f'16, conv={conv}, k=4'
+    assert str(block).startswith(f'Grapher(\n  16, conv={conv}, k=4\n  (')  # submodules shown
     x = torch.randn(2, 16, 6, 5)
     out = block(x)
     assert out.shape == x.shape
@@ -97,7 +98,7 @@ def test_grapher_empty_graph():
 def test_ffn():
     torch.manual_seed(0)
     ffn = FFN(8)
-    assert str(ffn) == 'FFN(8, hidden=32)'
+    assert ffn.extra_repr() == '8, hidden=32' and str(ffn).startswith('FFN(\n  8, hidden=32\n')
     x = torch.randn(2, 8, 3, 3)
     ffn(x).pow(2).sum().backward()
     assert_every_param_has_grad(ffn)
