@@ -215,19 +215,21 @@ def run_compress(args) -> int:
     t3 = time.perf_counter()
     verified = None
     if rec is not None:
-        written = data if args.output == "-" else Path(args.output).read_bytes()
-        x_hat, _ = codec.decompress(written, model=model, max_pixels=None,
-                                    threads=args.threads, progress=progress)
-        verified = torch.equal(x_hat, rec)
+        try:
+            written = data if args.output == "-" else Path(args.output).read_bytes()
+            x_hat, _ = codec.decompress(written, model=model, max_pixels=None,
+                                        threads=args.threads, progress=progress)
+            verified = torch.equal(x_hat, rec)
+            why = ("the decoded file differs from the encoder's reconstruction (up to "
+                   f"{int((x_hat - rec).abs().mul(255).round().max())} levels)")
+        except (OSError, codec.BitstreamError) as e:
+            verified, why = False, f"the written file does not decode ({e})"
         if not verified:
             if args.output != "-":
-                Path(args.output).unlink()
-            diff = int((x_hat - rec).abs().mul(255).round().max())
-            return _fail(f"verification failed: the decoded file differs from the encoder's "
-                         f"reconstruction (up to {diff} levels); {args.output} was removed"
-                         if args.output != "-" else
-                         f"verification failed: the decoded file differs from the encoder's "
-                         f"reconstruction (up to {diff} levels)", status=1)
+                Path(args.output).unlink(missing_ok=True)
+            return _fail(f"verification failed: {why}"
+                         + (f"; {args.output} was removed" if args.output != "-" else ""),
+                         status=1)
     t4 = time.perf_counter()
     name = codec_name(args.config, None if variable else quality)
     if untrained and not args.quiet:  # after success: a failure prints exactly one line

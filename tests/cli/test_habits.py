@@ -235,3 +235,17 @@ def _umask():
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_verify_of_a_file_that_does_not_decode(image, tmp_path, capsys, monkeypatch):
+    from pyg_glic import codec
+
+    def broken(*a, **k):
+        raise codec.BitstreamError("checksum mismatch: the file is corrupted")
+
+    monkeypatch.setattr(codec, "decompress", broken)
+    out = tmp_path / "a.glic"
+    assert main(["compress", str(image), str(out), "-c", "glic-tiny", "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert "does not decode (checksum mismatch" in err and err.count("\n") == 1
+    assert not out.exists()
