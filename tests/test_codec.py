@@ -136,7 +136,7 @@ def test_out_of_range_quality_against_the_model_given(net):
         codec.decompress(_v1_by_hand(UNTRAINED.encode(), 9, 64, 64, [b"a"] * 9), model=net)
 
 
-@pytest.mark.parametrize("name,q", [("glic-tiny", 3), ("glic-lite", 2.5), ("glic", 3),
+@pytest.mark.parametrize("name,q", [("glic-tiny", 3), ("glic-lite/no-wavelet", 2.5), ("glic", 3),
                                     ("glic-lite/fixed-degree", 1)])
 def test_trained_weights_that_do_not_ship_are_a_bitstream_error(name, q):
     assert not zoo.shipped_weights() or name not in dict(zoo.shipped_weights())
