@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch_geometric import EdgeIndex
 
 from nn_testing import assert_every_param_has_grad, assert_grads_close, random_knn_index
 from pyg_glic.convert import knn_index_to_edge_index
@@ -118,13 +119,15 @@ def test_grapher_passes_ptr_to_mr_conv(monkeypatch):
     real = MRConv.forward
 
     def spy(self, x, edge_index, ptr=None):
-        seen.append(ptr is not None)
+        # the CSR pointer travels in the graph: an EdgeIndex sorted by target
+        seen.append(ptr is not None or (isinstance(edge_index, EdgeIndex)
+                                        and edge_index.is_sorted_by_col))
         return real(self, x, edge_index, ptr=ptr)
 
     monkeypatch.setattr(MRConv, "forward", spy)
     with torch.no_grad():
         out = block(x)
         graph = block.build_graph(block.fc1(x))
-        ref = block(x, graph=graph.edge_index)  # an edge_index alone: no ptr
+        ref = block(x, graph=graph.edge_index.as_tensor())  # a plain edge_index: no ptr
     assert seen == [True, False]
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
