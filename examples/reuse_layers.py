@@ -34,7 +34,9 @@ class TinyVisionGNN(nn.Module):
         B, C, H, W = x.shape
         graph = halo_graph(x.detach(), k=16, window=8, halo=4, adaptive=True)  # no gradients
         h = self.norm(map_to_nodes(x)[0])
-        h = self.attn(h, graph.edge_index, graph.edge_attr, ptr=graph.ptr)
+        # graph.edge_index is an EdgeIndex sorted by target: the layer finds the CSR
+        # pointer itself and takes the fast path (a plain edge_index would be sorted)
+        h = self.attn(h, graph.edge_index, graph.edge_attr)
         x = x + nodes_to_map(h, B, H, W)
         return self.head(x.mean(dim=(2, 3)))
 

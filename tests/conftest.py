@@ -1,8 +1,30 @@
 r"""Fixtures shared by several test folders."""
+import logging
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+_TORCH_TRACE = logging.getLogger("torch.__trace")
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item):
+    r"""Keep torch's structured trace off while a test runs, as it is outside pytest.
+
+    pytest (9.x) attaches its log-capture handler to every non-propagating logger,
+    ``torch.__trace`` included, and torch switches its structured trace (what
+    ``TORCH_TRACE`` turns on) on whenever that logger has a handler: every compile
+    then also builds trace artifacts. One of them, ``fx_graph_runnable`` (torch 2.15),
+    fails with ``PendingUnbackedSymbolNotFound`` on a graph whose input is an
+    ``EdgeIndex`` (docs/ARCHITECTURE.md, "torch.compile"). This hook runs inside
+    pytest's logging wrapper (``trylast``), after it attached the handler.
+    """
+    for handler in list(_TORCH_TRACE.handlers):
+        if type(handler).__module__.startswith("_pytest"):
+            _TORCH_TRACE.removeHandler(handler)
+    return (yield)
 
 
 @pytest.fixture(scope="module")

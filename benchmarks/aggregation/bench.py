@@ -43,6 +43,7 @@ takes longer than ``--max-seconds``. Writes ``aggregation_<device>.{json,md,png}
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -303,8 +304,8 @@ def _bench_glic_graph(kind, layer, params, lrgc, sizes, args, device, results,
                 def run_layer(execution):
                     def fn():
                         with policy.execution(execution):
-                            return layer(x_in, graph.edge_index, uniq, ptr=graph.ptr,
-                                         offset_index=oidx, blocks=graph.blocks, **kw)
+                            return layer(x_in, graph.edge_index, uniq, offset_index=oidx,
+                                         blocks=graph.blocks, **kw)
                     return fn
 
                 def ref_fn():
@@ -367,6 +368,8 @@ def bench_mrconv(args, device, results, skipped) -> None:
     C = args.channels
     torch.manual_seed(0)
     layer = MRConv(C, C).to(device)
+    unfused = copy.copy(layer)  # the same parameters; PyG's message passing, not the CSR max
+    unfused.fuse = False
     params = list(layer.parameters())
     for batch in args.batches:
         for (H, W) in sizes:
@@ -387,10 +390,11 @@ def bench_mrconv(args, device, results, skipped) -> None:
                     common = dict(layer="mr_conv", batch=batch, height=H, width=W,
                                   nodes=batch * N, k=k, dilation=dil, edges=graph.num_edges,
                                   channels=C)
-                    # sparse: the layer as Grapher calls it (the CSR max with the
-                    # graph's ptr); propagate: PyG message passing (E x C messages)
-                    forms = [("sparse", lambda: layer(x, graph.edge_index, ptr=graph.ptr), [x]),
-                             ("propagate", lambda: layer(x, graph.edge_index), [x]),
+                    # sparse: the layer as Grapher calls it (the CSR max on the graph's
+                    # EdgeIndex); propagate: PyG message passing (E x C messages), the
+                    # same weights with fuse off
+                    forms = [("sparse", lambda: layer(x, graph.edge_index), [x]),
+                             ("propagate", lambda: unfused(x, graph.edge_index), [x]),
                              ("dense", lambda: dense_mr_conv(layer, xd, knn_index), [xd])]
                     for form, fn, inp in forms:
                         for mode in args.modes:

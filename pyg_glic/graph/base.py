@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
 
 
 @dataclass
@@ -41,10 +42,16 @@ class ImageGraph:
     full-resolution nodes) sources and targets are numbered separately.
 
     Attributes:
-        edge_index (LongTensor): ``(2, E)``; row 0 source (neighbour), row 1
-            target (query); sorted by target, stable.
+        edge_index (EdgeIndex): ``(2, E)``; row 0 source (neighbour), row 1
+            target (query); sorted by target, stable. A
+            :class:`torch_geometric.EdgeIndex` with ``sort_order="col"`` and
+            ``sparse_size=(num_src, num_dst)`` whose cached pointer is ``ptr``
+            (a plain tensor given here is wrapped so): the layers read the CSR
+            pointer and transpose from it, so ``layer(x, graph.edge_index, ...)``
+            takes the fast CSR path.
         ptr (LongTensor): ``(num_dst + 1,)`` CSR row pointer over targets:
-            the edges into target ``i`` are ``ptr[i]:ptr[i+1]``.
+            the edges into target ``i`` are ``ptr[i]:ptr[i+1]``; the same tensor
+            as ``edge_index.get_indptr()``.
         edge_attr (Tensor): ``(E, 2)`` float relative offset ``(dy, dx)`` =
             position of the source minus position of the target, in pixels of
             the (full-resolution) feature map; for the strided global graph
@@ -73,6 +80,10 @@ class ImageGraph:
     blocks: Optional[CandidateBlocks] = field(default=None, repr=False)
     pos_src: Optional[Tensor] = field(default=None, repr=False)
     pos_dst: Optional[Tensor] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.edge_index = _as_target_sorted(self.edge_index, self.ptr, self.num_src,
+                                            self.num_dst)
 
     @property
     def num_edges(self) -> int:
@@ -110,6 +121,33 @@ class ImageGraph:
             expect = torch.arange(self.num_dst, device=ei.device).repeat_interleave(self.degree)
             if not torch.equal(expect, ei[1]):
                 raise ValueError("edge_index is not sorted by target consistently with ptr")
+        if not (isinstance(ei, EdgeIndex) and ei.is_sorted_by_col
+                and ei.sparse_size() == (self.num_src, self.num_dst)):
+            raise ValueError("edge_index must be an EdgeIndex sorted by target "
+                             "(sort_order='col') with sparse_size (num_src, num_dst)")
+        if not torch.equal(ei.get_indptr(), self.ptr):
+            raise ValueError("edge_index's cached pointer differs from ptr")
         if self.edge_weight is not None and self.edge_weight.shape != (E,):
             raise ValueError(f"edge_weight must have shape ({E},)")
         return self
+
+
+def _as_target_sorted(edge_index, ptr, num_src: int, num_dst: int):
+    # The builders' edges are sorted by target and come with their pointer: wrap
+    # them as PyG's EdgeIndex (no copy, no sort) and hand it the pointer, so that
+    # edge_index.get_indptr() is ptr. Anything that is not a (2, E) integer tensor
+    # is left as it is (validate() names what is wrong).
+    if not (isinstance(edge_index, Tensor) and edge_index.layout == torch.strided
+            and edge_index.dim() == 2 and edge_index.size(0) == 2
+            and edge_index.dtype in (torch.int32, torch.int64)):
+        return edge_index
+    size = (num_src, num_dst)
+    if isinstance(edge_index, EdgeIndex):
+        if not (edge_index.is_sorted_by_col and edge_index.sparse_size() == size):
+            edge_index = EdgeIndex(edge_index.as_tensor(), sparse_size=size, sort_order="col")
+    else:
+        edge_index = EdgeIndex(edge_index.contiguous(), sparse_size=size, sort_order="col")
+    if (edge_index._indptr is None and isinstance(ptr, Tensor)
+            and ptr.shape == (num_dst + 1,) and ptr.device == edge_index.device):
+        edge_index._indptr = ptr  # PyG's pointer cache (what get_indptr() returns)
+    return edge_index

@@ -7,17 +7,20 @@ r"""Neural-network layers of pyg_glic.
   dispatcher and the execution switches of :mod:`pyg_glic.nn.attention.backend`).
 - :mod:`pyg_glic.nn.offsets`, :mod:`pyg_glic.nn.segment`: relative offsets of the
   position bias; the CSR max-aggregation of MRConv.
+- :mod:`pyg_glic.nn.edge_index`: graphs as PyG's ``EdgeIndex`` sorted by target (what
+  the layers' fast paths read; how a plain ``edge_index`` is sorted for them).
 - :mod:`pyg_glic.nn.functional`, :mod:`pyg_glic.nn.policy`, :mod:`pyg_glic.nn.kernels`:
   deprecated re-exports of the above, kept for one release.
 - :mod:`pyg_glic.nn.wavelet`: the auxiliary wavelet transform (AuxT: Haar DWT, WLS/iWLS).
 """
-from . import attention, blocks, conv, dense, functional, offsets, segment
+from . import attention, blocks, conv, dense, edge_index, functional, offsets, segment
 from .blocks import FFN, GatedFFN, GLICStage, GraphAttentionBlock, Grapher, GraphStage
 from .conv import GLICAttention, GraphAttention, MRConv, WeightedConv
 from .wavelet import (InverseWaveletScaling, OrthoLinear, WaveletAnalysis, WaveletScaling,
                       WaveletSynthesis, haar_dwt, haar_idwt, orthogonality_loss)
 
-__all__ = ["attention", "conv", "blocks", "dense", "functional", "offsets", "segment",
+__all__ = ["attention", "conv", "blocks", "dense", "edge_index", "functional", "offsets",
+           "segment",
            "MRConv", "GLICAttention", "GraphAttention", "WeightedConv",
            "Grapher", "FFN", "GatedFFN", "GraphAttentionBlock", "GraphStage", "GLICStage"]
 __all__ += ["wavelet", "haar_dwt", "haar_idwt", "OrthoLinear", "WaveletScaling",

@@ -46,6 +46,12 @@ def block_edge_slots(blocks, edge_index: Tensor, num_dst: int
     The result is cached on ``blocks`` for the last ``edge_index`` object it
     was computed for (the layers of a stage share one graph).
     """
+    # Not replaced by the EdgeIndex's cache: the slots depend on the candidate
+    # blocks as much as on the edges (an edge's block, query slot and candidate
+    # slot), and EdgeIndex caches only pointers and the transpose of the edges.
+    # Keyed by the identity of the plain edge tensor, which for an ImageGraph is
+    # its EdgeIndex's data (``as_tensor()``, the same object on every call). One
+    # tuple assignment: a concurrent reader sees the old entry or the new one.
     cache = getattr(blocks, "_pyg_glic_slots", None)
     if cache is not None and cache[0] is edge_index and cache[1] == num_dst:
         return cache[2]

@@ -65,7 +65,17 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["uniform_degree", "csr_transpose"]
+__all__ = ["uniform_degree", "csr_transpose", "plain_index"]
+
+
+def plain_index(t: Tensor) -> Tensor:
+    r"""``t`` as a plain tensor: the data of PyG's index subclasses
+    (:class:`torch_geometric.EdgeIndex`, :class:`torch_geometric.Index`, what
+    ``edge_index[0]`` of an EdgeIndex is), which kernels that read raw data
+    pointers (Triton, the sparse CSR constructors) cannot take."""
+    if type(t) is not Tensor and hasattr(t, "as_tensor"):
+        return t.as_tensor()
+    return t
 
 
 def uniform_degree(ptr: Tensor) -> int:

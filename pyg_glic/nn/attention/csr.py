@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .contract import csr_transpose, uniform_degree
+from .contract import csr_transpose, plain_index, uniform_degree
 
 __all__ = ["csr_sparse_attention", "csr_attention_available", "cached_pattern_bytes",
            "clear_cache"]
@@ -116,12 +116,21 @@ class _Pattern:
         ts = [self._ptr, self._src, self.ptr_i, self.src_i, self.dst] + list(self._t or ())
         return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
-    def transpose(self, ptr: Tensor, src: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def transpose(self, ptr: Tensor, src: Tensor, csc=None) -> Tuple[Tensor, Tensor, Tensor]:
         r"""``(ptr_t, col_t, perm)``: the CSR of the transposed graph (row ``j``
         holds the edges out of source ``j``); ``values[:, perm]`` reorders
-        per-edge values into it."""
+        per-edge values into it. ``csc``: the graph's
+        :func:`~pyg_glic.nn.attention.contract.csr_transpose` (or a callable
+        giving it), e.g. the cached transpose of the layers' EdgeIndex
+        (:func:`pyg_glic.nn.edge_index.target_transpose`); else it is computed
+        here. Either way only its int32 copies are kept here: the sort itself
+        lives in the EdgeIndex, which caches int64 indices only, while the
+        sparse BLAS takes int32 ones (converted on every call otherwise)."""
         if self._t is None:
-            cptr, perm, rows = csr_transpose(ptr, src, self.num_src)
+            if csc is not None:
+                cptr, perm, rows = csc() if callable(csc) else csc
+            else:
+                cptr, perm, rows = csr_transpose(ptr, src, self.num_src)
             self._t = (cptr.to(self.index_dtype), rows.to(self.index_dtype), perm)
         return self._t
 
@@ -198,6 +207,16 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, size) -> Tensor:
 
 # The patterns of the last graphs seen, keyed by the identity of their index
 # tensors (a stage's layers share one graph; a codec alternates two).
+#
+# Not replaced by the EdgeIndex's cache: what a pattern holds (int32 copies of
+# the pointer, sources and transpose for the sparse BLAS, the per-edge target
+# in int32, the uniform degree) is not among what EdgeIndex caches (its own
+# dtype's pointer, the transpose: which the pattern now takes from it, see
+# ``csc``), this executor is also called with plain ``(ptr, src)`` tensors
+# (no EdgeIndex to hang anything on), and storing undeclared attributes on
+# PyG's objects is what the issue asks to stop. Thread-safety is as before:
+# the list is only reassigned/updated under the GIL, and two threads that miss
+# build equal patterns.
 _CACHE_SIZE = 4
 _cache: list = []
 
@@ -234,7 +253,7 @@ class _CSRAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
                 edge_weight: Optional[Tensor], pat: _Pattern, ptr: Tensor,
-                src: Tensor) -> Tensor:
+                src: Tensor, csc=None) -> Tensor:
         score = pat.sddmm(ptr, src, q, k)  # (H, E)
         if bias is not None:
             score.add_(bias.t())  # head-major bias (GLICAttention's layout): contiguous
@@ -243,6 +262,7 @@ class _CSRAttention(torch.autograd.Function):
         out = pat.spmm(alpha, v)  # (N_dst, H, Dv)
         del alpha
         ctx.pat = pat
+        ctx.csc = csc
         ctx.save_for_backward(q, k, v, p, edge_weight, ptr, src)
         ctx.bias_dtype = None if bias is None else bias.dtype
         return out
@@ -256,7 +276,7 @@ class _CSRAttention(torch.autograd.Function):
         go = grad_out.to(v.dtype)  # (N_dst, H, Dv)
         grad_q = grad_k = grad_v = grad_b = grad_w = None
         if need_v or need_k:
-            t = pat.transpose(ptr, src)
+            t = pat.transpose(ptr, src, ctx.csc)
         if need_v:
             alpha = p if w is None else p * w.to(p.dtype).view(1, -1)
             grad_v = pat.spmm(alpha, go, t)
@@ -276,12 +296,13 @@ class _CSRAttention(torch.autograd.Function):
                 grad_q = pat.spmm(ds, k)
             if need_k:
                 grad_k = pat.spmm(ds, q, t)
-        return grad_q, grad_k, grad_v, grad_b, grad_w, None, None, None
+        return grad_q, grad_k, grad_v, grad_b, grad_w, None, None, None, None
 
 
 def csr_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
                          ptr: Tensor, src: Tensor, num_dst: int,
-                         edge_weight: Optional[Tensor] = None) -> Tensor:
+                         edge_weight: Optional[Tensor] = None, *,
+                         csc=None) -> Tensor:
     r"""Multi-head attention over the edges of a target-sorted CSR graph, by
     sampled and sparse matrix products (see the module docs).
 
@@ -298,6 +319,10 @@ def csr_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor]
         num_dst (int): ``N_dst``.
         edge_weight (Tensor, optional): ``(E,)``, multiplies the attention
             weights after the softmax.
+        csc (tuple or callable, optional): the graph's transpose ``(cptr, perm,
+            rows)`` (:func:`~pyg_glic.nn.attention.contract.csr_transpose`) or a
+            callable giving it, used by the first backward pass on this graph
+            (the layers pass their EdgeIndex's cached one); else computed there.
 
     Returns:
         Tensor ``(N_dst, H, D_v)``; 0 for a target without edges.
@@ -308,8 +333,9 @@ def csr_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor]
     dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
     if dtype not in _DTYPES:
         raise RuntimeError(f"csr_sparse_attention needs float32/float64 inputs, got {dtype}")
+    ptr, src = plain_index(ptr), plain_index(src)
     pat = _pattern(ptr, src, num_dst, k.size(0))
     ptr64, src64 = pat.indices(ptr, src)
     out = _CSRAttention.apply(q.to(dtype), k.to(dtype), v.to(dtype), bias, edge_weight, pat,
-                              ptr64, src64)
+                              ptr64, src64, csc)
     return out.to(v.dtype)

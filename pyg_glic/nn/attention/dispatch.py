@@ -36,7 +36,7 @@ they differ in speed, memory and where they run. Two entry points:
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -46,7 +46,13 @@ from .blocked import block_edge_slots, blocked_attention
 from .gather import gather_attention
 
 __all__ = ["sparse_attention", "attend", "select_execution", "choose_attention_execution",
-           "block_density"]
+           "block_density", "uses_pointer"]
+
+#: The transpose of a target-sorted graph, ``(cptr, perm, rows)`` as
+#: :func:`~pyg_glic.nn.attention.contract.csr_transpose` gives it, or a callable
+#: returning it on demand (the layers pass
+#: :func:`pyg_glic.nn.edge_index.target_transpose` of their EdgeIndex).
+CSC = Union[Tuple[Tensor, Tensor, Tensor], Callable[[], Tuple[Tensor, Tensor, Tensor]]]
 
 
 def _use_csr(q: Tensor) -> bool:
@@ -69,9 +75,17 @@ def _use_fused(q: Tensor) -> bool:
     return triton_fused.fused_attention_available(q.device)
 
 
+def uses_pointer(q: Tensor) -> bool:
+    r"""Whether :func:`sparse_attention`, given ``ptr``, would run an executor that
+    uses it (fused Triton or CPU CSR) for tensors like ``q``; the layers sort a
+    plain ``edge_index`` by target only then."""
+    return _use_fused(q) or _use_csr(q)
+
+
 def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
                      edge_index: Tensor, ptr: Optional[Tensor], num_dst: int,
-                     edge_weight: Optional[Tensor] = None) -> Tensor:
+                     edge_weight: Optional[Tensor] = None, *,
+                     csc: Optional[CSC] = None) -> Tensor:
     r"""Multi-head attention restricted to the edges of a graph, by the fastest
     sparse executor that applies (see the module docs).
 
@@ -96,16 +110,24 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
         num_dst (int): ``N_dst``.
         edge_weight (Tensor, optional): ``(E,)`` multiplies the attention
             weights after the softmax (learned graphs).
+        csc (tuple or callable, optional): the graph's transpose
+            ``(cptr, perm, rows)`` or a callable giving it, for the backward
+            pass of the CSR and fused executors (the layers pass their
+            EdgeIndex's cached transpose; else each executor computes it).
 
     Returns:
         Tensor ``(N_dst, H, D_v)``.
     """
     if ptr is not None and _use_fused(q):
+        t = None
+        if csc is not None and torch.is_grad_enabled() and (k.requires_grad
+                                                            or v.requires_grad):
+            t = csc() if callable(csc) else csc  # cached on the graph: once per graph
         return triton_fused.fused_sparse_attention(q, k, v, bias, ptr, edge_index[0], None,
-                                                   edge_weight)
+                                                   edge_weight, csc=t)
     if ptr is not None and _use_csr(q):
         return csr.csr_sparse_attention(q, k, v, bias, ptr, edge_index[0], num_dst,
-                                        edge_weight)
+                                        edge_weight, csc=csc)
     return gather_attention(q, k, v, bias, edge_index, num_dst, edge_weight)
 
 
@@ -159,7 +181,8 @@ def select_execution(execution: str, edge_index: Tensor, blocks, device) -> str:
 def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], edge_index: Tensor,
            ptr: Optional[Tensor], num_dst: int, edge_weight: Optional[Tensor] = None,
            blocks=None, execution: str = "auto",
-           sparse: Optional[Callable[..., Tensor]] = None) -> Tensor:
+           sparse: Optional[Callable[..., Tensor]] = None, *,
+           csc: Optional[CSC] = None) -> Tensor:
     r"""Graph attention by blocked-dense or sparse execution (see the module docs).
 
     Args:
@@ -172,6 +195,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], edge_index: 
         sparse (callable, optional): what runs the sparse case, with
             :func:`sparse_attention`'s arguments (default: :func:`sparse_attention`;
             ``GLICAttention(impl="propagate")`` passes its PyG message passing).
+        csc (tuple or callable, optional): as in :func:`sparse_attention`
+            (passed to it only, not to ``sparse``).
 
     Returns:
         Tensor ``(N_dst, H, D_v)``.
@@ -186,5 +211,6 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], edge_index: 
             raise ValueError("execution='dense': the edges do not fit the candidate "
                              "blocks (an edge outside its block, or a repeated edge)")
     if sparse is None:
-        return sparse_attention(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)
+        return sparse_attention(q, k, v, bias, edge_index, ptr, num_dst, edge_weight,
+                                csc=csc)
     return sparse(q, k, v, bias, edge_index, ptr, num_dst, edge_weight)

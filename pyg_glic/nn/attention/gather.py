@@ -153,6 +153,10 @@ def gather_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
     score = edge_dot(q, k, edge_index)
     if bias is not None:
         score = score + bias
+    # no ``ptr`` for PyG's softmax here: the dispatcher runs this executor when
+    # no pointer executor applies (a pointer, if any, is then still at hand, but
+    # the scatter softmax keeps this executor's operations those of every
+    # device, dtype and torch.compile, where it is the one that runs)
     alpha = softmax(score, edge_index[1], num_nodes=num_dst, dim=0)
     if edge_weight is not None:
         alpha = alpha * edge_weight.unsqueeze(-1).to(alpha.dtype)
@@ -161,15 +165,17 @@ def gather_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
 
 def attention_message(q_i: Tensor, k_j: Tensor, v_j: Tensor, bias: Optional[Tensor],
                       edge_weight: Optional[Tensor], index: Tensor,
-                      size_i: Optional[int]) -> Tensor:
+                      size_i: Optional[int], ptr: Optional[Tensor] = None) -> Tensor:
     r"""The per-edge messages ``(E, H, D_v)`` of the contract, from PyG's lifted
     tensors: ``q_i`` ``(E, H, D)`` (target rows), ``k_j``, ``v_j`` (source rows),
-    ``index`` ``(E,)`` the targets, ``size_i`` their number. Summed into the
-    targets (``aggr="add"``), they give the attention output."""
+    ``index`` ``(E,)`` the targets, ``size_i`` their number, ``ptr`` PyG's CSR
+    pointer of the targets when the edges are sorted by target (PyG's softmax
+    then reduces over segments). Summed into the targets (``aggr="add"``), they
+    give the attention output."""
     score = (q_i * k_j).sum(dim=-1)
     if bias is not None:
         score = score + bias
-    alpha = softmax(score, index, None, size_i, dim=0)
+    alpha = softmax(score, index, ptr, size_i, dim=0)
     if edge_weight is not None:
         alpha = alpha * edge_weight.unsqueeze(-1).to(alpha.dtype)
     return v_j * alpha.unsqueeze(-1)

@@ -102,7 +102,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import backend
-from .contract import csr_transpose
+from .contract import csr_transpose, plain_index
 
 __all__ = ["fused_sparse_attention", "fused_attention_available"]
 
@@ -266,8 +266,8 @@ def fused_sparse_attention(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tenso
         if isinstance(scale, Tensor) and scale.numel() > 1:
             scale = scale.to(q.dtype).view(1, H, 1)
         q = q * scale
-    ptr = ptr.to(torch.long).contiguous()
-    col = col.to(torch.long).contiguous()
+    ptr = plain_index(ptr).to(torch.long).contiguous()
+    col = plain_index(col).to(torch.long).contiguous()
     if edge_weight is not None:
         edge_weight = edge_weight.reshape(E).contiguous()
     if csc is not None:

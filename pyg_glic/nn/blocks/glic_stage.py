@@ -97,7 +97,7 @@ class GraphAttentionBlock(torch.nn.Module):
         (:func:`~pyg_glic.nn.offsets.compress_offsets`), shared by the layers
         of a stage so that the position MLP runs on the distinct offsets only."""
         B, C, H, W = x.shape
-        edge_index, edge_attr, edge_weight, ptr = unpack_graph(graph)
+        edge_index, edge_attr, edge_weight, _ = unpack_graph(graph)
         offset_index = None
         if offsets is not None and edge_attr is not None:
             edge_attr, offset_index = offsets
@@ -118,7 +118,9 @@ class GraphAttentionBlock(torch.nn.Module):
                 raise ValueError(f"the {self.scope} graph has {num_src} sources but the map "
                                  f"has {dst.size(0)} nodes{hint}")
             inp = dst
-        out = self.attn(inp, edge_index, edge_attr, edge_weight=edge_weight, ptr=ptr,
+        # an ImageGraph's edge_index is an EdgeIndex sorted by target: the layer
+        # reads its CSR pointer and transpose itself
+        out = self.attn(inp, edge_index, edge_attr, edge_weight=edge_weight,
                         offset_index=offset_index, blocks=getattr(graph, "blocks", None))
         x = x + self.drop_path(nodes_to_map(out, B, H, W))
         return x + self.drop_path(self.ffn(self.norm2(x)))

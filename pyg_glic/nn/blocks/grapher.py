@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import EdgeConv, GINConv, MessagePassing, SAGEConv
 
 from ...convert import map_to_nodes, nodes_to_map
@@ -151,7 +152,7 @@ class Grapher(torch.nn.Module):
         h = self.fc1(x)
         if graph is None:
             graph = self.build_graph(h)
-        edge_index, _, edge_weight, ptr = unpack_graph(graph)
+        edge_index, _, edge_weight, _ = unpack_graph(graph)
         nodes = map_nodes(h)
         if self.takes_edge_weight:
             out = self.conv(nodes, edge_index, edge_weight)
@@ -159,10 +160,13 @@ class Grapher(torch.nn.Module):
             if edge_weight is not None and edge_weight.requires_grad:
                 raise ValueError(f"the graph has learnable edge weights but conv "
                                  f"{self.conv_name!r} ignores them; use conv='weighted'")
-            if ptr is not None and isinstance(self.conv, MRConv):
-                out = self.conv(nodes, edge_index, ptr=ptr)  # the CSR max, no E x C
-            else:
-                out = self.conv(nodes, edge_index)
+            # an ImageGraph's edge_index is an EdgeIndex sorted by target: MRConv
+            # reads its CSR pointer itself (the CSR max, no E x C); PyG's own
+            # convolutions get the plain edges, on which they run as they always
+            # did (given an EdgeIndex, PyG would switch them to segment reductions)
+            if isinstance(edge_index, EdgeIndex) and not isinstance(self.conv, MRConv):
+                edge_index = edge_index.as_tensor()
+            out = self.conv(nodes, edge_index)
         out = nodes_to_map(out, B, H, W)
         out = self.fc2(self.act(self.norm(out)))
         return x + self.drop_path(out)

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+import functools
 import math
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from ..attention import backend as _backend
-from ..attention.dispatch import attend, select_execution
+from ..attention.dispatch import attend, select_execution, uses_pointer
 from ..attention.gather import attention_message
+from ..edge_index import check_deprecated_ptr, is_edge_list, target_sorted, target_transpose
 from ..offsets import log_spaced
 
 IMPLS = ("gather", "propagate")
@@ -61,6 +64,24 @@ class GLICAttention(MessagePassing):
     :meth:`propagate` / :meth:`message` instead (more memory, same values); both
     are checked against :func:`pyg_glic.nn.dense.dense_glic_attention`.
 
+    The graph: pass ``edge_index`` as a :class:`torch_geometric.EdgeIndex`
+    sorted by target (``sort_order="col"``; what pyg_glic's builders return as
+    ``ImageGraph.edge_index``): :meth:`propagate` then calls
+    :meth:`message_and_aggregate`, which reads the CSR pointer and the cached
+    transpose from it and runs the fast executors (CPU CSR, fused Triton, or
+    blocked-dense; :mod:`pyg_glic.nn.attention.dispatch`). A plain ``(2, E)``
+    tensor gets the same fast path: the layer converts it once per call
+    (:func:`pyg_glic.nn.edge_index.target_sorted`: an ``O(E)`` check, and if the
+    edges are not sorted by target a stable sort, ``O(E log E)``, plus a
+    permutation of ``edge_attr``/``offset_index`` and ``edge_weight``). The
+    result is in the caller's node order and gradients of per-edge inputs come
+    back in the caller's edge order (the edges are reordered only internally);
+    the layer returns no per-edge output. It converts only where a fast
+    executor can run (CPU float32/float64, or CUDA with Triton; not under
+    :func:`torch.compile`, where the gather executor runs on the edges as given;
+    not for ``impl="propagate"``). To pay the conversion once for a graph you
+    reuse, pass ``target_sorted(edge_index, num_src, num_dst)[0]``.
+
     Args:
         in_channels (int or tuple): Size of each input sample, or a tuple
             ``(source, target)`` of sizes for bipartite graphs.
@@ -104,10 +125,14 @@ class GLICAttention(MessagePassing):
           (or :math:`(U, 2)` distinct offsets with ``offset_index``
           :math:`(|\mathcal{E}|)`),
           edge weights :math:`(|\mathcal{E}|)` *(optional)*,
-          CSR pointer :math:`(|\mathcal{V}_t| + 1)` *(optional)*
+          CSR pointer :math:`(|\mathcal{V}_t| + 1)` *(optional, deprecated)*
         - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
           :math:`(|\mathcal{V}_t|, F_{out})` if bipartite
     """
+    #: :meth:`propagate` calls :meth:`message_and_aggregate` for an EdgeIndex
+    #: sorted by target (PyG's switch for fused message passing on EdgeIndex).
+    SUPPORTS_FUSED_EDGE_INDEX = True
+
     def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
                  heads: int = 8, pos_hidden: int = 64, init_scale: float = 10.0,
                  max_scale: float = 100.0, bias: bool = True, impl: str = "gather",
@@ -202,13 +227,20 @@ class GLICAttention(MessagePassing):
         r"""
         Args:
             x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
-            edge_index (LongTensor): ``(2, E)``, row 0 source, row 1 target.
+            edge_index (EdgeIndex or LongTensor): ``(2, E)``, row 0 source, row 1
+                target; best a :class:`torch_geometric.EdgeIndex` sorted by
+                target (``ImageGraph.edge_index``); a plain tensor, in any
+                edge order, is sorted for the fast path (see the class docs:
+                ``O(E log E)`` when not already sorted by target).
             edge_attr (Tensor, optional): ``(E, 2)`` offsets ``(dy, dx)``
                 (source minus target); ``None``: no position bias.
             edge_weight (Tensor, optional): ``(E,)`` multiplies the attention
                 weights after the softmax.
-            ptr (LongTensor, optional): CSR pointer of the targets (passed to
-                the aggregation core).
+            ptr (LongTensor, optional): **deprecated** (to be removed in the
+                next release): emits a :class:`DeprecationWarning`, is checked
+                against the CSR pointer the layer derives from ``edge_index``
+                (``ValueError`` if it differs) and is otherwise ignored in
+                favour of it (under :func:`torch.compile`: ignored unchecked).
             offset_index (LongTensor, optional): ``(E,)``; if given,
                 ``edge_attr`` holds ``U`` distinct offsets ``(U, 2)`` and edge
                 ``e`` has offset ``edge_attr[offset_index[e]]`` (see
@@ -224,6 +256,22 @@ class GLICAttention(MessagePassing):
             raise TypeError("GLICAttention expects edge_index as a (2, E) LongTensor")
         num_dst = x[1].size(0)
         q, k, v = self.project(x)
+        graph = perm = None
+        if not torch.compiler.is_compiling() and is_edge_list(edge_index) and (
+                ptr is not None or (self.impl == "gather" and (
+                    isinstance(edge_index, EdgeIndex) or uses_pointer(q)))):
+            graph, perm = target_sorted(edge_index, k.size(0), num_dst)
+            if ptr is not None:
+                check_deprecated_ptr(type(self).__name__, ptr, graph.get_indptr())
+        if self.impl != "gather":
+            graph = perm = None  # PyG's message passing on the edges as given
+        if perm is not None:  # per-edge inputs follow the edges into target order
+            if offset_index is not None:
+                offset_index = offset_index.index_select(0, perm)
+            elif edge_attr is not None and edge_attr.size(0) == perm.numel():
+                edge_attr = edge_attr.index_select(0, perm)
+            if edge_weight is not None:
+                edge_weight = edge_weight.reshape(-1).index_select(0, perm)
         bias = None
         if edge_attr is not None:
             if edge_attr.dim() != 2 or edge_attr.size(1) != 2:
@@ -234,31 +282,64 @@ class GLICAttention(MessagePassing):
                 # an (E, H) view of head-major (H, E) storage: the aggregation cores
                 # add it to their head-major scores without a strided pass
                 bias = bias.t().index_select(1, offset_index).t()
-        out = self.attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight, blocks)
+        if graph is not None:
+            out = self.propagate(graph, q=q, k=k, v=v, bias=bias, edge_weight=edge_weight,
+                                 blocks=blocks, size=(k.size(0), num_dst))
+        else:
+            if isinstance(edge_index, EdgeIndex):
+                edge_index = edge_index.as_tensor()
+            out = self.attend(q, k, v, bias, edge_index, None, num_dst, edge_weight, blocks)
         return self.lin_out(out.reshape(num_dst, self.out_channels))
+
+    def message_and_aggregate(self, edge_index: Adj, q: Tensor, k: Tensor, v: Tensor,
+                              bias: OptTensor, edge_weight: OptTensor,
+                              blocks=None) -> Tensor:
+        r"""The fused aggregation on a target-sorted
+        :class:`torch_geometric.EdgeIndex` (as
+        :class:`torch_geometric.nn.conv.GraphConv` does it for sparse inputs):
+        the CSR pointer and the transpose come from the EdgeIndex's cache, and
+        :meth:`attend` dispatches to the executors."""
+        if not isinstance(edge_index, EdgeIndex) or not edge_index.is_sorted_by_col:
+            raise TypeError("GLICAttention.message_and_aggregate expects an EdgeIndex "
+                            "sorted by target (sort_order='col')")
+        csc = functools.partial(target_transpose, edge_index)
+        return self.attend(q, k, v, bias, edge_index.as_tensor(), edge_index.get_indptr(),
+                           q.size(0), edge_weight, blocks, csc=csc)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
                edge_index: Tensor, ptr: OptTensor, num_dst: int,
-               edge_weight: OptTensor = None, blocks=None) -> Tensor:
+               edge_weight: OptTensor = None, blocks=None, *, csc=None) -> Tensor:
         r"""The aggregation core: ``(N_dst, H, D)`` from projected ``q, k, v``.
 
         The contract is :mod:`pyg_glic.nn.attention.contract`; the dispatcher
         :func:`pyg_glic.nn.attention.attend` picks the executor (with ``blocks``
         it may run blocked-dense, :meth:`select_execution`); with
         ``impl="propagate"`` the sparse case runs through PyG's
-        :meth:`propagate`.
+        :meth:`propagate`. ``ptr`` is the CSR pointer of the targets when
+        ``edge_index`` is sorted by target (``None``: the pointer executors do
+        not run); an :class:`~torch_geometric.EdgeIndex` sorted by target gives
+        its own when ``ptr`` is ``None``. ``csc``: the transpose for the
+        backward pass (:func:`pyg_glic.nn.attention.sparse_attention`).
         """
+        if isinstance(edge_index, EdgeIndex):
+            if ptr is None and edge_index.is_sorted_by_col and (
+                    edge_index.sparse_size(1) == num_dst):
+                ptr = edge_index.get_indptr()
+                if csc is None:
+                    csc = functools.partial(target_transpose, edge_index)
+            edge_index = edge_index.as_tensor()
         sparse = None if self.impl == "gather" else self._propagate_attention
         return attend(q, k, v, bias, edge_index, ptr, num_dst, edge_weight, blocks,
-                      self.execution, sparse=sparse)
+                      self.execution, sparse=sparse, csc=csc)
 
     def _propagate_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
                              edge_index: Tensor, ptr: OptTensor, num_dst: int,
                              edge_weight: OptTensor = None) -> Tensor:
         # propagate_type: (q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
-        #                  edge_weight: OptTensor)
+        #                  edge_weight: OptTensor, blocks: Any)
         return self.propagate(edge_index, q=q, k=k, v=v, bias=bias,
-                              edge_weight=edge_weight, size=(k.size(0), num_dst))
+                              edge_weight=edge_weight, blocks=None,
+                              size=(k.size(0), num_dst))
 
     def select_execution(self, edge_index: Tensor, blocks, device) -> str:
         r"""``"dense"`` or ``"sparse"`` for a call with these edges and blocks
@@ -269,8 +350,11 @@ class GLICAttention(MessagePassing):
     def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, bias: OptTensor,
                 edge_weight: OptTensor, index: Tensor, ptr: OptTensor,
                 size_i: Optional[int]) -> Tensor:
-        # the contract's rule on PyG's per-edge tensors (pyg_glic.nn.attention.gather)
-        return attention_message(q_i, k_j, v_j, bias, edge_weight, index, size_i)
+        # the contract's rule on PyG's per-edge tensors (pyg_glic.nn.attention.gather);
+        # PyG's softmax gets PyG's ``ptr`` (set for a target-sorted EdgeIndex; the
+        # layer itself passes plain edges here, so it is None and the scatter
+        # softmax runs as before)
+        return attention_message(q_i, k_j, v_j, bias, edge_weight, index, size_i, ptr)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '

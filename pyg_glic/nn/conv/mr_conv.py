@@ -4,10 +4,12 @@ from typing import Union
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
+from ..edge_index import check_deprecated_ptr, is_edge_list, target_sorted
 from ..segment import csr_max
 
 
@@ -31,6 +33,21 @@ class MRConv(MessagePassing):
     concatenated in blocks and mixed by one dense linear map, and normalisation and
     activation are left to the caller (:class:`~pyg_glic.nn.blocks.Grapher`).
 
+    The graph: an ``edge_index`` that is a :class:`torch_geometric.EdgeIndex`
+    sorted by target (what pyg_glic's builders return as
+    ``ImageGraph.edge_index``) makes :meth:`propagate` call
+    :meth:`message_and_aggregate`, which computes
+    :math:`\max_j (\mathbf{x}_j - \mathbf{x}_i) = \max_j \mathbf{x}_j -
+    \mathbf{x}_i` by :func:`~pyg_glic.nn.segment.csr_max` over the EdgeIndex's
+    CSR pointer (no per-edge tensor kept for backward). A plain ``(2, E)``
+    tensor is converted for that path on every call
+    (:func:`pyg_glic.nn.edge_index.target_sorted`: an ``O(E)`` check, and a
+    stable sort by target, ``O(E log E)``, when the edges are not sorted by
+    target); the result is in the caller's node order (nothing per edge goes in
+    or out). Torch sparse adjacencies ``adj_t`` (CSR or COO, targets as rows)
+    take the same path. Under :func:`torch.compile` the message-passing form
+    runs on the edges as given.
+
     Args:
         in_channels (int): Size of each input sample, or ``-1`` for lazy
             initialisation.
@@ -50,6 +67,10 @@ class MRConv(MessagePassing):
         - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
           :math:`(|\mathcal{V}_t|, F_{out})` if bipartite
     """
+    #: :meth:`propagate` calls :meth:`message_and_aggregate` for an EdgeIndex
+    #: sorted by target (PyG's switch for fused message passing on EdgeIndex).
+    SUPPORTS_FUSED_EDGE_INDEX = True
+
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True,
                  **kwargs):
         kwargs.setdefault('aggr', 'max')
@@ -58,6 +79,8 @@ class MRConv(MessagePassing):
         self.out_channels = out_channels
         self.lin = Linear(2 * in_channels if in_channels > 0 else -1, out_channels,
                           bias=bias)
+        # message_and_aggregate is the max aggregation: fused only for aggr="max"
+        self.fuse = self.fuse and self.aggr == "max"
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -69,28 +92,54 @@ class MRConv(MessagePassing):
         r"""
         Args:
             x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
-            edge_index (LongTensor): ``(2, E)``, row 0 source, row 1 target.
-            ptr (LongTensor, optional): the targets' CSR pointer when
-                ``edge_index`` is sorted by target (as the graph builders
-                return it): then :math:`\max_j (\mathbf{x}_j - \mathbf{x}_i)
-                = \max_j \mathbf{x}_j - \mathbf{x}_i` is computed by
-                :func:`~pyg_glic.nn.segment.csr_max`, which keeps no
-                per-edge tensor for backward (eager mode; under
-                :func:`torch.compile` the message-passing form runs).
+            edge_index (EdgeIndex or LongTensor): ``(2, E)``, row 0 source, row 1
+                target; best a :class:`torch_geometric.EdgeIndex` sorted by
+                target (a plain tensor is sorted for the CSR path, see the
+                class docs).
+            ptr (LongTensor, optional): **deprecated** (to be removed in the
+                next release): emits a :class:`DeprecationWarning`, is checked
+                against the CSR pointer the layer derives from ``edge_index``
+                (``ValueError`` if it differs) and is otherwise ignored in
+                favour of it (under :func:`torch.compile`: ignored unchecked).
         """
         if isinstance(x, Tensor):
             x = (x, x)
-        if ptr is not None and isinstance(edge_index, Tensor) \
-                and not torch.compiler.is_compiling():
-            if ptr.numel() != x[1].size(0) + 1:
-                raise ValueError(f"ptr must have one entry per target plus one "
-                                 f"({x[1].size(0) + 1}), got {ptr.numel()}")
-            has_edges = (ptr[1:] > ptr[:-1]).unsqueeze(-1).to(x[1].dtype)
-            out = csr_max(x[0], ptr, edge_index[0]) - x[1] * has_edges
-        else:
-            # propagate_type: (x: PairTensor)
-            out = self.propagate(edge_index, x=x, size=(x[0].size(0), x[1].size(0)))
+        size = (x[0].size(0), x[1].size(0))
+        if not torch.compiler.is_compiling() and is_edge_list(edge_index) and (
+                self.fuse or ptr is not None):
+            edge_index, _ = target_sorted(edge_index, size[0], size[1])  # no per-edge input
+            if ptr is not None:
+                check_deprecated_ptr(type(self).__name__, ptr, edge_index.get_indptr())
+        if isinstance(edge_index, EdgeIndex) and not self.fuse:
+            edge_index = edge_index.as_tensor()  # the message-passing form on the edges
+        elif isinstance(edge_index, EdgeIndex) and torch.compiler.is_compiling():
+            edge_index = edge_index.as_tensor()  # compiled: the message-passing form
+        # propagate_type: (x: PairTensor)
+        out = self.propagate(edge_index, x=x, size=size)
         return self.lin(torch.cat([x[1], out], dim=-1))
 
     def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:
         return x_j - x_i
+
+    def message_and_aggregate(self, edge_index: Adj, x: PairTensor) -> Tensor:
+        r""":math:`\max_j \mathbf{x}_j - \mathbf{x}_i` over each target's sources
+        by :func:`~pyg_glic.nn.segment.csr_max` (as
+        :class:`torch_geometric.nn.conv.GraphConv` does it for sparse inputs),
+        from a target-sorted :class:`torch_geometric.EdgeIndex`'s cached CSR
+        pointer, or from a torch sparse ``adj_t`` (targets as rows)."""
+        if isinstance(edge_index, EdgeIndex):
+            if not edge_index.is_sorted_by_col:
+                raise TypeError("MRConv.message_and_aggregate expects an EdgeIndex sorted "
+                                "by target (sort_order='col')")
+            ptr, src = edge_index.get_indptr(), edge_index.as_tensor()[0]
+        elif isinstance(edge_index, Tensor) and edge_index.layout in (torch.sparse_csr,
+                                                                      torch.sparse_coo):
+            adj = edge_index if edge_index.layout == torch.sparse_csr else \
+                edge_index.coalesce().to_sparse_csr()
+            ptr, src = adj.crow_indices().long(), adj.col_indices().long()
+        elif hasattr(edge_index, "csr"):  # torch_sparse.SparseTensor adj_t
+            ptr, src, _ = edge_index.csr()
+        else:
+            raise TypeError(f"MRConv.message_and_aggregate got {type(edge_index).__name__}")
+        has_edges = (ptr[1:] > ptr[:-1]).unsqueeze(-1).to(x[1].dtype)
+        return csr_max(x[0], ptr, src) - x[1] * has_edges

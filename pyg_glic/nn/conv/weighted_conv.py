@@ -4,6 +4,7 @@ from typing import Union
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
@@ -78,6 +79,11 @@ class WeightedConv(MessagePassing):
             x = (x, x)
         if edge_weight is not None and edge_weight.dim() != 1:
             raise ValueError(f"edge_weight must have shape (E,), got {tuple(edge_weight.shape)}")
+        if isinstance(edge_index, EdgeIndex):
+            # PyG would aggregate over the EdgeIndex's pointer (segment reductions):
+            # keep the scatter aggregation this layer has always run (same
+            # operations, and it compiles with inductor)
+            edge_index = edge_index.as_tensor()
         # propagate_type: (x: PairTensor, edge_weight: OptTensor)
         out = self.propagate(edge_index, x=x, edge_weight=edge_weight,
                              size=(x[0].size(0), x[1].size(0)))

@@ -39,7 +39,7 @@ def test_glic_attention_equals_dense(impl, degree, bipartite, pos_bound, gen):
         layer.logit_scale.copy_(torch.log(torch.tensor([1.0, 5.0, 10.0, 50.0])))
     xs = _inputs(graph, C, bipartite, gen)
     x = xs if bipartite else xs[0]
-    out = layer(x, graph.edge_index, graph.edge_attr, ptr=graph.ptr)
+    out = layer(x, graph.edge_index, graph.edge_attr)
     ref = dense_glic_attention(layer, x, graph.blocks, graph.pos_src, graph.pos_dst)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
 

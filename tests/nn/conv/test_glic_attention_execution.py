@@ -15,7 +15,7 @@ def _run(layer, x, graph, mode, edge_weight=None, offsets=None):
     if offsets is not None:
         edge_attr, offset_index = offsets
     with backend.execution(mode):
-        out = layer(x, graph.edge_index, edge_attr, edge_weight=edge_weight, ptr=graph.ptr,
+        out = layer(x, graph.edge_index, edge_attr, edge_weight=edge_weight,
                     offset_index=offset_index, blocks=graph.blocks)
     g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
     inputs = xs + ([edge_weight] if edge_weight is not None else []) + list(layer.parameters())

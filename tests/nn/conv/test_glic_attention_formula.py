@@ -145,14 +145,14 @@ def _run_layer(layer, x, edge_index, edge_attr, ptr, blocks, execution, monkeypa
         monkeypatch.setattr(csr_executor, "csr_sparse_attention", spy)
     kw = dict(edge_weight=edge_weight, offset_index=offset_index)
     if execution == "csr":
-        out = layer(x, edge_index, edge_attr, ptr=ptr, **kw)
+        out = layer(x, edge_index, edge_attr, **kw)  # the pointer from edge_index
         assert calls, "the CSR executor did not run"
     elif execution in ("gather", "propagate"):
         out = layer(x, edge_index, edge_attr, **kw)  # no ptr: the chunked gather core
     else:
         assert block_edge_slots(blocks, edge_index, blocks.query_index.numel()) is not None
         assert layer.select_execution(edge_index, blocks, torch.device("cpu")) == "dense"
-        out = layer(x, edge_index, edge_attr, ptr=ptr, blocks=blocks, **kw)
+        out = layer(x, edge_index, edge_attr, blocks=blocks, **kw)
     return out
 
 

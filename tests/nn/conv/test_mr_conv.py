@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch_geometric import EdgeIndex
 
 from nn_testing import assert_every_param_has_grad, assert_grads_close, random_knn_index
 from pyg_glic.convert import knn_index_to_edge_index
@@ -35,13 +36,15 @@ def test_mr_conv_equals_dense(variable, csr, gen, monkeypatch):
 
     xs = x.transpose(1, 2).reshape(B * N, C).clone().requires_grad_()
     if csr is None:
+        conv.fuse = False  # PyG's message passing (message, then max aggregation)
         out = conv(xs, edge_index)
+        conv.fuse = True
     else:
         from pyg_glic.nn.attention import backend
         if csr == 'chunks':
             monkeypatch.setattr(backend, "CHUNK_ELEMENTS", 16)
         edge_index = edge_index[:, edge_index[1].argsort(stable=True)]
-        out = conv(xs, edge_index, ptr=_ptr(edge_index[1], B * N))
+        out = conv(xs, edge_index)  # a plain edge_index: wrapped, its pointer derived
     xd = x.clone().requires_grad_()
     ref = dense_mr_conv(conv, xd, knn_index)
     torch.testing.assert_close(out, ref.transpose(1, 2).reshape(B * N, -1), atol=1e-12, rtol=0)
@@ -86,10 +89,6 @@ def test_mr_conv_every_param_has_grad():
     assert_every_param_has_grad(conv)
 
 
-def _ptr(dst, n):
-    return torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(dst, minlength=n).cumsum(0)])
-
-
 def test_csr_max_isolated_ties_and_errors():
     from pyg_glic.nn.segment import csr_max
     x = torch.tensor([[1.0, 5.0], [3.0, 5.0], [2.0, 0.0]], requires_grad=True)
@@ -102,14 +101,16 @@ def test_csr_max_isolated_ties_and_errors():
     torch.testing.assert_close(x.grad, torch.tensor([[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="number of edges"):
         csr_max(x, torch.tensor([0, 2]), src)
-    with pytest.raises(ValueError, match="ptr must have one entry per target"):
+    with pytest.raises(ValueError, match="ptr must have one entry per target"), \
+            pytest.warns(DeprecationWarning, match="ptr=.... is deprecated"):
         MRConv(2, 3)(x.detach(), torch.stack([src, torch.tensor([0, 0, 0, 2])]),
                      ptr=torch.tensor([0, 4]))
 
 
-def test_grapher_passes_ptr_to_mr_conv(monkeypatch):
-    # the ViG block hands its k-NN graph's CSR pointer to MRConv, and the result
-    # equals the message-passing form
+def test_grapher_passes_its_edge_index_to_mr_conv(monkeypatch):
+    # the ViG block hands its k-NN graph to MRConv as a target-sorted EdgeIndex
+    # (which carries the CSR pointer), never a ptr=, and the result equals the form
+    # on a plain edge_index
     from pyg_glic.nn.blocks import Grapher
     torch.manual_seed(0)
     block = Grapher(8, k=4, conv="mr").eval()
@@ -118,13 +119,15 @@ def test_grapher_passes_ptr_to_mr_conv(monkeypatch):
     real = MRConv.forward
 
     def spy(self, x, edge_index, ptr=None):
-        seen.append(ptr is not None)
+        # the CSR pointer travels in the graph: an EdgeIndex sorted by target
+        assert ptr is None
+        seen.append(isinstance(edge_index, EdgeIndex) and edge_index.is_sorted_by_col)
         return real(self, x, edge_index, ptr=ptr)
 
     monkeypatch.setattr(MRConv, "forward", spy)
     with torch.no_grad():
         out = block(x)
         graph = block.build_graph(block.fc1(x))
-        ref = block(x, graph=graph.edge_index)  # an edge_index alone: no ptr
+        ref = block(x, graph=graph.edge_index.as_tensor())  # a plain edge_index: no ptr
     assert seen == [True, False]
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)

@@ -45,7 +45,7 @@ def test_glic_attention_equals_dense_on_builder_graphs(scope, adaptive, pos_boun
     if pos_src is None:
         pos_src, pos_dst = g.pos_src, g.pos_dst
     layer = GLICAttention(C, C, heads=2, pos_hidden=8, pos_bound=pos_bound).double()
-    out = layer(inp, g.edge_index, g.edge_attr, ptr=g.ptr)
+    out = layer(inp, g.edge_index, g.edge_attr)
     ref = dense_glic_attention(layer, inp, g.blocks, pos_src, pos_dst)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
     cot = torch.randn_like(out)

@@ -133,7 +133,7 @@ def test_glic_attention_layer_uses_it(weighted, monkeypatch):
     for mode in ("never", "auto"):
         monkeypatch.setattr(backend, "CSR_ATTENTION", mode)
         with backend.execution("sparse"):
-            out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew, ptr=graph.ptr)
+            out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew)
         inputs = [x] + ([ew] if weighted else []) + list(layer.parameters())
         results.append((out, torch.autograd.grad(out.square().sum(), inputs)))
     assert calls, "the CSR core was not called"

@@ -319,7 +319,7 @@ def test_glic_attention_layer_dispatches_to_fused_kernel(weighted, monkeypatch):
     for mode in ("never", "always"):
         monkeypatch.setattr(backend, "FUSED_ATTENTION", mode)
         with backend.execution("sparse"):
-            out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew, ptr=graph.ptr)
+            out = layer(x, graph.edge_index, graph.edge_attr, edge_weight=ew)
         inputs = [x] + ([ew] if weighted else []) + list(layer.parameters())
         results.append((out, torch.autograd.grad(out.square().sum(), inputs)))
     assert calls, "the fused kernel was not called"
