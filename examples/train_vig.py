@@ -1,6 +1,6 @@
 """Train a tiny isotropic ViG on scikit-learn's bundled digits (no download).
 
-    python examples/train_vig.py [--graph knn|lrgc|window|global|dual] [--epochs N] [--quick]
+    python examples/train_vig.py [--graph knn|lrgc|halo|global|dual] [--epochs N] [--quick]
 
 The 1797 8x8 grayscale digits are upscaled to 32x32 (one channel); the stem
 (two stride-2 convolutions) turns them into an 8x8 grid of 64 graph nodes.

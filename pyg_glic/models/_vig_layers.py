@@ -10,6 +10,7 @@ ViG-Ti 1.3 M parameters (19%) above the published 7.1 M.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -22,7 +23,21 @@ from ..nn.blocks import make_conv
 from ..nn.conv import MRConv, WeightedConv
 
 #: Graph constructions of the ViG models.
-GRAPHS = ("knn", "lrgc", "window", "global", "dual")
+GRAPHS = ("knn", "lrgc", "halo", "global", "dual")
+#: Old spellings of graph kinds, accepted with a DeprecationWarning for one release.
+RENAMED_GRAPHS = {"window": "halo"}  # it always built the halo graph
+
+
+def graph_kind(kind: str) -> str:
+    r"""``kind`` under its current name (``"window"`` is now ``"halo"``, with a
+    :class:`DeprecationWarning`); unknown kinds are left for the caller to refuse."""
+    if kind in RENAMED_GRAPHS:
+        new = RENAMED_GRAPHS[kind]
+        warnings.warn(f"graph={kind!r} is deprecated and will be removed in the next release: "
+                      f"use graph={new!r} (the same graph: GLIC's local halo graph)",
+                      DeprecationWarning, stacklevel=3)
+        return new
+    return kind
 #: Graph convolutions of the ViG models (names of :func:`pyg_glic.nn.blocks.make_conv`).
 CONVS = ("mr", "edge", "sage", "gin", "weighted")
 
@@ -183,8 +198,9 @@ class ViGGraph(torch.nn.Module):
     - ``"lrgc"``: ViG-LRGC's learned graph
       (:class:`~pyg_glic.graph.LearnableGraph`, all node pairs of an image, or
       pooled candidates with ``reduction > 1``); edge weights carry gradients.
-    - ``"window"``: GLIC's local graph (:func:`~pyg_glic.graph.halo_graph`,
-      ``window`` queries, ``halo`` patch).
+    - ``"halo"``: GLIC's local graph (:func:`~pyg_glic.graph.halo_graph`,
+      ``window x window`` query windows, candidates in the patch of ``halo``
+      more on each side); ``"window"`` is its deprecated old name.
     - ``"global"``: GLIC's global graph (:func:`~pyg_glic.graph.global_graph`,
       a ``grid x grid`` pooled view, bipartite).
 
@@ -199,11 +215,11 @@ class ViGGraph(torch.nn.Module):
         dilation (int): ViG's dilation (``"knn"``).
         reduction (int): ViG's graph reduction ratio (``"knn"``, ``"lrgc"``).
         pos_weight (float): relative-position term of the similarity
-            (:mod:`pyg_glic.graph.similarity`), ``"knn"``/``"window"``/``"global"``.
-        window, halo (int): local graph (``"window"``).
+            (:mod:`pyg_glic.graph.similarity`), ``"knn"``/``"halo"``/``"global"``.
+        window, halo (int): local graph (``"halo"``).
         grid (int): pooled grid of ``"global"``.
         similarity (str, optional): default ``"euclidean"`` (ViG) for ``"knn"``,
-            ``"cosine"`` (GLIC) for ``"window"``/``"global"``.
+            ``"cosine"`` (GLIC) for ``"halo"``/``"global"``.
         backend (str, optional): k-NN backend.
         lrgc_kwargs (dict, optional): extra arguments of
             :class:`~pyg_glic.graph.LearnableGraph`.
@@ -215,6 +231,7 @@ class ViGGraph(torch.nn.Module):
                  backend: Optional[str] = None,
                  lrgc_kwargs: Optional[Dict[str, Any]] = None):
         super().__init__()
+        kind = graph_kind(kind)
         if kind not in GRAPHS[:4]:
             raise ValueError(f"graph kind must be one of {GRAPHS[:4]}, got {kind!r}")
         self.channels = channels
@@ -281,7 +298,7 @@ class ViGGraph(torch.nn.Module):
             g = global_graph(h, k * d, factor=self.reduction, pooled=pooled,
                              return_blocks=False, **common)
             return _dilate(g, d)
-        if self.kind == "window":
+        if self.kind == "halo":
             k, _ = self._clamp(self.k, 1, min((self.window + 2 * self.halo) ** 2, H * W))
             return halo_graph(h, k, window=self.window, halo=self.halo, return_blocks=False,
                               **common)

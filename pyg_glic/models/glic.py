@@ -35,6 +35,7 @@ table, factories.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -57,7 +58,7 @@ def _stage(channels: int, cfg: Dict, expansion: float) -> nn.Module:
     attn = dict(pos_hidden=cfg["pos_hidden"])
     if cfg["pos_bound"] is not None:
         attn["pos_bound"] = cfg["pos_bound"]
-    return GLICStage(channels, depth=cfg["depth"], heads=cfg["heads"], k=cfg["mean_degree"],
+    return GLICStage(channels, depth=cfg["depth"], heads=cfg["heads"], k=cfg["k"],
                      window=cfg["window"], halo=cfg["halo"], grid=cfg["grid"],
                      group=cfg["group"], adaptive=cfg["adaptive"], ffn_expansion=expansion,
                      global_candidates=cfg["global_candidates"], scopes=cfg["scopes"],
@@ -157,9 +158,11 @@ class GLIC(CompressionModel):
         C1 (int): width at H/2 (default 128).
         groups (list[int], optional): latent channel groups; default ELIC's
             ``[16, 16, 32, 64, M - 128]``.
-        depth, heads, window, halo, grid, group, mean_degree, adaptive:
-            graph stage settings (:class:`pyg_glic.nn.blocks.GLICStage`;
-            ``mean_degree`` is its ``k``).
+        depth, heads, window, halo, grid, group, k, adaptive:
+            graph stage settings (:class:`pyg_glic.nn.blocks.GLICStage`; ``k``
+            is the neighbours per node, their mean when ``adaptive``).
+        mean_degree (int, optional): deprecated name of ``k`` (a
+            :class:`DeprecationWarning`; weight files that record it still load).
         ffn_expansion (float or pair): gated FFN expansion of the graph stages,
             one for both or ``(H/4, H/8)`` (published: ``(4, 2)``).
         global_candidates (str): ``"strided"`` (published: real nodes on a
@@ -187,15 +190,21 @@ class GLIC(CompressionModel):
     def __init__(self, N: int = 192, M: int = 320, C1: int = 128,
                  groups: Optional[Sequence[int]] = None, *, depth: int = 5, heads: int = 8,
                  window: int = 8, halo: int = 4, grid: int = 16, group: int = 8,
-                 mean_degree: int = 64, adaptive: bool = True,
+                 k: int = 64, adaptive: bool = True,
                  ffn_expansion: Union[float, Sequence[float]] = (4.0, 2.0),
                  global_candidates: str = "strided", scopes: str = "dual",
                  pos_hidden: int = 512, pos_bound: Optional[float] = 16.0,
                  wavelet: bool = True, conv_blocks: int = 3, conv_expansion: float = 4.0,
                  entropy: str = "gated",
                  context_width: Optional[Sequence[int]] = None, context_kernel: int = 5,
-                 levels: Optional[int] = None, config: Optional[str] = None):
+                 levels: Optional[int] = None, config: Optional[str] = None,
+                 mean_degree: Optional[int] = None):
         super().__init__()
+        if mean_degree is not None:
+            warnings.warn("GLIC(mean_degree=...) is deprecated and will be removed in the next "
+                          "release: use k=... (the same number)", DeprecationWarning,
+                          stacklevel=2)
+            k = mean_degree
         groups = list(groups) if groups is not None else [16, 16, 32, 64, M - 128]
         if sum(groups) != M or min(groups) < 1:
             raise ValueError(f"groups {groups} must be positive and sum to M={M}")
@@ -209,7 +218,7 @@ class GLIC(CompressionModel):
             raise ValueError(f"levels must be an integer >= 2 (or None), got {levels!r}")
         width = tuple(context_width) if context_width is not None else (224, 128)
         cfg = dict(depth=depth, heads=heads, window=window, halo=halo, grid=grid, group=group,
-                   mean_degree=mean_degree, adaptive=adaptive, ffn_expansion=ffn_expansion,
+                   k=k, adaptive=adaptive, ffn_expansion=ffn_expansion,
                    global_candidates=global_candidates, scopes=scopes, pos_hidden=pos_hidden,
                    pos_bound=pos_bound, wavelet=wavelet, conv_blocks=conv_blocks,
                    conv_expansion=float(conv_expansion))
@@ -368,6 +377,8 @@ class GLIC(CompressionModel):
                       for k, v in state_dict.items()}
         hp = state_dict.pop("_hparams", None)
         params = dict(hp) if isinstance(hp, dict) else {}
+        if "mean_degree" in params:  # files written before k was the one spelling
+            params.setdefault("k", params.pop("mean_degree"))
         params.update(kwargs)
         net = cls(**params)
         net.load_state_dict(state_dict)
@@ -393,16 +404,16 @@ class GLIC(CompressionModel):
 #: training step on the CPU).
 BASE_CONFIGS: Dict[str, Dict] = {
     "glic": dict(N=192, M=320, C1=128, depth=5, heads=8, window=8, halo=4, grid=16, group=8,
-                 mean_degree=64, adaptive=True, ffn_expansion=(4.0, 2.0), pos_hidden=512,
+                 k=64, adaptive=True, ffn_expansion=(4.0, 2.0), pos_hidden=512,
                  pos_bound=16.0, wavelet=True, conv_blocks=3, entropy="gated"),
     "glic-lite": dict(N=96, M=192, C1=64, groups=[16, 16, 32, 64, 64], depth=2, heads=4,
-                      window=8, halo=4, grid=16, group=8, mean_degree=16, adaptive=True,
+                      window=8, halo=4, grid=16, group=8, k=16, adaptive=True,
                       ffn_expansion=(2.0, 1.0), pos_hidden=64, pos_bound=16.0, wavelet=True,
                       conv_blocks=1, conv_expansion=2.0, entropy="elic", context_width=(96, 64),
                       context_kernel=3, levels=6),
     #: A tiny configuration for tests and smoke runs (seconds on a CPU).
     "glic-tiny": dict(N=32, M=64, C1=16, groups=[8, 8, 16, 32], depth=2, heads=2,
-                      window=4, halo=2, grid=4, group=2, mean_degree=8, adaptive=True,
+                      window=4, halo=2, grid=4, group=2, k=8, adaptive=True,
                       ffn_expansion=(2.0, 1.0), pos_hidden=32, pos_bound=16.0, wavelet=True,
                       conv_blocks=1, conv_expansion=2.0, entropy="elic", context_width=(32, 32),
                       context_kernel=3, levels=6),

@@ -35,7 +35,7 @@ Graphs (``graph=``), built in every Grapher from its own ``fc1`` output:
   learned threshold per layer over all node pairs of an image (pooled sources
   in pyramid stages with a reduction), and an edge-weighted convolution.
   :meth:`ViG.graph_stats` reports the learned degrees.
-- ``"window"``, ``"global"`` (GLIC's two scales): the local halo graph and the
+- ``"halo"``, ``"global"`` (GLIC's two scales): the local halo graph and the
   global graph to a ``grid x grid`` pooled view; ``"dual"`` alternates them
   (local, global, local, ...) as GLIC's graph stages do.
 
@@ -66,7 +66,7 @@ from torch import Tensor
 from ..convert import map_to_nodes, nodes_to_map
 from ..nn.blocks import FFN, Grapher
 from ..nn.blocks._utils import unpack_graph
-from ._vig_layers import CONVS, GRAPHS, ViGGraph, knn_schedule, make_vig_conv
+from ._vig_layers import CONVS, GRAPHS, ViGGraph, graph_kind, knn_schedule, make_vig_conv
 
 __all__ = ["ViG", "PyramidViG", "ViGBlock", "ViGGrapher", "Stem", "Downsample",
            "CONFIGS", "GRAPHS", "CONVS", "create_model", "list_models", "register_model",
@@ -198,10 +198,11 @@ class ViGBlock(torch.nn.Module):
 
 
 def _graph_kinds(graph: str, depth: int) -> List[str]:
+    graph = graph_kind(graph)
     if graph not in GRAPHS:
         raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
     if graph == "dual":
-        return ["window" if i % 2 == 0 else "global" for i in range(depth)]
+        return ["halo" if i % 2 == 0 else "global" for i in range(depth)]
     return [graph] * depth
 
 
@@ -268,7 +269,8 @@ class ViG(_ViGBase):
     Args:
         channels (int): width ``C`` (Ti 192, S 320, B 640).
         depth (int): number of Grapher + FFN blocks (Ti 12, S/B 16).
-        graph (str): ``"knn"``, ``"lrgc"``, ``"window"``, ``"global"``, ``"dual"``.
+        graph (str): ``"knn"``, ``"lrgc"``, ``"halo"``, ``"global"``, ``"dual"``
+            (``"window"``: deprecated name of ``"halo"``).
         conv (str, optional): graph convolution, ``"mr"`` (default; ``"weighted"``
             for ``graph="lrgc"``), ``"edge"``, ``"sage"``, ``"gin"``.
         conv_groups (int): groups of ViG's grouped 1x1 map in ``"mr"``/``"weighted"``.
@@ -286,7 +288,7 @@ class ViG(_ViGBase):
         drop_rate (float): dropout before the classifier.
         drop_path_rate (float): stochastic depth, growing linearly to this value.
         pos_weight (float): relative-position term of the fixed graphs' similarity.
-        window, halo, grid (int): GLIC graphs (``"window"``/``"global"``/``"dual"``).
+        window, halo, grid (int): GLIC graphs (``"halo"``/``"global"``/``"dual"``).
         graph_kwargs (dict, optional): more :class:`~pyg_glic.models._vig_layers.ViGGraph`
             arguments (``similarity``, ``backend``, ``lrgc_kwargs``).
         conv_kwargs (dict, optional): extra convolution arguments.

@@ -3,7 +3,7 @@ r"""Relative position offsets of GLIC's attention: log spacing and the distinct 
 :func:`log_spaced` is the input transform of
 :class:`~pyg_glic.nn.conv.GLICAttention`'s position MLP;
 :func:`compress_offsets` lets the MLP run on the few distinct offsets of an image
-graph instead of on every edge (what :class:`~pyg_glic.nn.blocks.GraphStage`
+graph instead of on every edge (what :class:`~pyg_glic.nn.blocks.GLICStage`
 does with ``compress_offsets=True``).
 """
 from __future__ import annotations

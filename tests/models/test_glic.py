@@ -70,6 +70,22 @@ def test_from_state_dict_round_trip(tiny):
     assert net.hparams == tiny.hparams
 
 
+def test_k_is_the_one_spelling_of_the_degree(tiny):
+    # weight files written before record the stage degree as mean_degree: they load
+    # (the shipped glic-lite is one); the old keyword warns and means k
+    sd = tiny.state_dict_with_config()
+    assert "mean_degree" not in sd["_hparams"] and sd["_hparams"]["k"] == 8
+    sd["_hparams"]["mean_degree"] = sd["_hparams"].pop("k")
+    net = GLIC.from_state_dict(sd)
+    assert net.hparams == tiny.hparams
+    stages = [m for m in net.modules() if type(m).__name__ == "GLICStage"]
+    assert stages and all(m.k == 8 for m in stages)
+    with pytest.warns(DeprecationWarning, match=r"mean_degree=\.\.\.\) is deprecated.*k="):
+        old = GLIC(**dict(CONFIGS["glic-tiny"], k=64), mean_degree=5)
+    assert old.hparams["k"] == 5 and "mean_degree" not in old.hparams
+    assert all(m.k == 5 for m in old.modules() if type(m).__name__ == "GLICStage")
+
+
 def test_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
     net = glic_model("glic-tiny").train()

@@ -241,3 +241,24 @@ def test_graph_stats_and_repr():
     assert [d["mean_degree"] for d in s] == [4.0, 5.0, 6.0, 7.0, 8.0]
     assert repr(m.graph_layers()[-1]) == "ViGGraph(kind='knn', k=8, dilation=2)"
     assert repr(ViGGraph(8, "global", 5)) == "ViGGraph(kind='global', k=5)"
+
+
+def test_halo_kind_and_its_old_name():
+    # graph="halo" builds GLIC's local halo graph; "window" was its misleading old
+    # name: accepted with a DeprecationWarning for one release, the same graph
+    from pyg_glic.graph import halo_graph
+    torch.manual_seed(0)
+    h = torch.randn(1, 8, 9, 7)
+    g = ViGGraph(8, "halo", 6, window=4, halo=1)(h)
+    ref = halo_graph(h, 6, window=4, halo=1, similarity="cosine", return_blocks=False)
+    assert torch.equal(g.edge_index, ref.edge_index) and torch.equal(g.ptr, ref.ptr)
+    with pytest.warns(DeprecationWarning, match="graph='window' is deprecated.*'halo'"):
+        old = ViGGraph(8, "window", 6, window=4, halo=1)
+    assert old.kind == "halo" and torch.equal(old(h).edge_index, g.edge_index)
+    kinds = [layer.kind for layer in _tiny("pvig_test", graph="dual").graph_layers()]
+    assert set(kinds) == {"halo", "global"} and kinds[0] == "halo"
+    with pytest.warns(DeprecationWarning, match="graph='window'"):
+        m = _tiny("vig_test", graph="window")
+    assert {layer.kind for layer in m.graph_layers()} == {"halo"}
+    with pytest.raises(ValueError, match="graph must be one of"):
+        _tiny("vig_test", graph="windows")

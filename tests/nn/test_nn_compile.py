@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nn_testing import pooled_graph, random_block_graph, window_graph
-from pyg_glic.nn.blocks import Grapher, GraphStage
+from pyg_glic.nn.blocks import Grapher, GLICStage
 from pyg_glic.nn.conv import GLICAttention, MRConv, WeightedConv
 
 
@@ -77,7 +77,7 @@ def test_stage_compile_inductor(gen):
     x = torch.randn(2, 16, 8, 8, requires_grad=True)
     graphs = (window_graph(2, 8, 8, window=4, halo=2, k=6, generator=gen, dtype=torch.float32),
               pooled_graph(2, 8, 8, grid=2, k=3, generator=gen, dtype=torch.float32))
-    stage = GraphStage(16, depth=2, heads=4, grid=2, ffn_expansion=2,
+    stage = GLICStage(16, depth=2, heads=4, grid=2, ffn_expansion=2,
                        global_candidates="pooled")
     # finding the distinct offsets (data-dependent size) runs eagerly: graph breaks
     _check(stage, torch.compile(stage, dynamic=True), x, (graphs,), atol=1e-4, rtol=1e-3)

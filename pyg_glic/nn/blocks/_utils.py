@@ -1,8 +1,7 @@
 r"""Small pieces shared by the blocks: drop-path, channel LayerNorm, graph unpacking."""
 from __future__ import annotations
 
-import types
-from typing import Any, Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -63,31 +62,3 @@ def unpack_graph(graph) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor], Opt
                 getattr(graph, "edge_weight", None), getattr(graph, "ptr", None))
     raise TypeError(f"expected an ImageGraph, an edge_index tensor or (edge_index, "
                     f"edge_weight), got {type(graph).__name__}")
-
-
-def _fallback_pool_map(x: Tensor, grid=None, factor=None) -> Tensor:
-    if (grid is None) == (factor is None):
-        raise ValueError("give exactly one of grid and factor")
-    if grid is not None:
-        return F.adaptive_avg_pool2d(x, grid)
-    return F.avg_pool2d(x, factor, ceil_mode=True)
-
-
-def resolve_graph_fn(name: str) -> Optional[Callable[..., Any]]:
-    r"""The function ``name`` of :mod:`pyg_glic.graph` (the graph builders), or
-    ``None`` where it is not available."""
-    import importlib
-    try:
-        pkg = importlib.import_module("pyg_glic.graph")
-    except ImportError:  # pragma: no cover
-        return None
-    fn = getattr(pkg, name, None)
-    if isinstance(fn, types.ModuleType):  # a submodule of the same name
-        fn = getattr(fn, name, None)
-    return fn if callable(fn) else None
-
-
-def resolve_pool_map() -> Callable[..., Tensor]:
-    r"""``pyg_glic.graph.pool_map`` when the graph builders provide it, else an
-    adaptive average pool with the same contract."""
-    return resolve_graph_fn("pool_map") or _fallback_pool_map

@@ -10,14 +10,15 @@ from torch import Tensor
 from ...convert import nodes_to_map
 from ..conv import GLICAttention
 from ..offsets import compress_offsets
-from ._utils import (DropPath, LayerNorm2d, map_nodes, resolve_graph_fn, resolve_pool_map,
-                     unpack_graph)
+from ..._deprecated import deprecated_names
+from ...graph import global_graph, halo_graph, pool_map
+from ._utils import DropPath, LayerNorm2d, map_nodes, unpack_graph
 from .ffn import GatedFFN
 
 SCOPES = ("local", "global")
 #: Candidate layouts of the global layers (:func:`pyg_glic.graph.global_graph`).
 GLOBAL_CANDIDATES = ("strided", "pooled")
-#: Layer schedules of :class:`GraphStage`.
+#: Layer schedules of :class:`GLICStage`.
 STAGE_SCOPES = ("dual", "local", "global")
 
 
@@ -89,7 +90,6 @@ class GraphAttentionBlock(torch.nn.Module):
         self.norm2 = LayerNorm2d(channels)
         self.ffn = GatedFFN(channels, expansion=ffn_expansion, bias=ffn_bias)
         self.drop_path = DropPath(drop_path)
-        self._pool_map = resolve_pool_map()
 
     def forward(self, x: Tensor, graph, offsets: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tensor:
@@ -105,7 +105,7 @@ class GraphAttentionBlock(torch.nn.Module):
         dst = h.reshape(B * H * W, C)
         num_src = getattr(graph, "num_src", None)
         if self.pooled:
-            pooled = self._pool_map(h.permute(0, 3, 1, 2), grid=self.grid, factor=self.factor)
+            pooled = pool_map(h.permute(0, 3, 1, 2), grid=self.grid, factor=self.factor)
             src = map_nodes(pooled)
             if num_src is not None and num_src != src.size(0):
                 raise ValueError(f"the global graph has {num_src} sources but the pooled map "
@@ -152,7 +152,7 @@ def _no_autocast(device: torch.device):
     return torch.autocast(device_type=device.type, enabled=False)
 
 
-class GraphStage(torch.nn.Module):
+class GLICStage(torch.nn.Module):
     r"""A graph stage of GLIC (graph feature aggregation), from `"GLIC:
     Graph-based Learned Image Compression" <https://arxiv.org/abs/2603.25316>`_,
     on a ``(B, C, H, W)`` map.
@@ -296,11 +296,6 @@ class GraphStage(torch.nn.Module):
         from ``x`` in float32 (float64 stays) with autocast disabled, so that
         mixed precision does not change the edges. Runs eagerly under
         :func:`torch.compile` (graph construction is data-dependent index code)."""
-        halo_graph = resolve_graph_fn("halo_graph") if self.uses_local else None
-        global_graph = resolve_graph_fn("global_graph") if self.uses_global else None
-        if (self.uses_local and halo_graph is None) or (self.uses_global and global_graph is None):
-            raise ImportError("GraphStage builds its graphs with pyg_glic.graph.halo_graph "
-                              "and global_graph, which are not available; pass graphs=")
         x = x.detach()
         if x.dtype != torch.float64:
             x = x.float()
@@ -338,5 +333,4 @@ class GraphStage(torch.nn.Module):
                 f"heads={self.heads}, k={self.k}, adaptive={self.adaptive}{extra}")
 
 
-#: Alias: GLIC's name for the stage.
-GLICStage = GraphStage
+__getattr__ = deprecated_names(__name__, GraphStage=("GLICStage", GLICStage))

@@ -8,10 +8,10 @@ from torch import Tensor
 from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import EdgeConv, GINConv, MessagePassing, SAGEConv
 
-from ...convert import map_to_nodes, nodes_to_map
-from ...ops import knn
+from ...convert import nodes_to_map
 from ..conv import MRConv, WeightedConv
-from ._utils import DropPath, map_nodes, resolve_graph_fn, unpack_graph
+from ...graph import knn_graph
+from ._utils import DropPath, map_nodes, unpack_graph
 
 #: Graph convolutions :class:`Grapher` can build by name.
 CONVS = ("mr", "edge", "sage", "gin", "weighted")
@@ -44,26 +44,6 @@ def make_conv(name: str, in_channels: int, out_channels: int, **kwargs) -> Messa
     if name == "weighted":
         return WeightedConv(in_channels, out_channels, **kwargs)
     raise ValueError(f"unknown graph convolution {name!r}; expected one of {CONVS}")
-
-
-def _torch_knn_graph(x: Tensor, k: int, dilation: int = 1, **kwargs) -> Tensor:
-    # Fallback k-NN (cosine, self included), every dilation-th of k*dilation neighbours.
-    if kwargs:
-        raise ValueError(f"the fallback k-NN graph takes no options {sorted(kwargs)}")
-    nodes, batch, _ = map_to_nodes(x)
-    assign = knn(nodes, nodes, k * dilation, batch, batch, cosine=True)  # row 0 query
-    query, nb = assign[0], assign[1]
-    counts = torch.bincount(query, minlength=nodes.size(0))
-    start = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(query.numel(), device=x.device) - start[query]
-    keep = (slot % dilation) == 0
-    return torch.stack([nb[keep], query[keep]])
-
-
-def resolve_knn_graph() -> Callable[..., Any]:
-    r"""``pyg_glic.graph.knn_graph`` when the graph builders provide it, else a
-    pure-torch cosine k-NN returning an ``edge_index``."""
-    return resolve_graph_fn("knn_graph") or _torch_knn_graph
 
 
 class Grapher(torch.nn.Module):
@@ -132,7 +112,6 @@ class Grapher(torch.nn.Module):
                                        torch.nn.BatchNorm2d(channels))
         self.drop_path = DropPath(drop_path)
         self.graph_builder = graph_builder
-        self._knn_graph = resolve_knn_graph()
 
     def build_graph(self, h: Tensor):
         r"""The graph over the nodes of ``h`` (the map after ``fc1``)."""
@@ -144,7 +123,7 @@ class Grapher(torch.nn.Module):
     def _default_graph(self, h: Tensor):
         # Data-dependent index code: kept out of torch.compile graphs (runs eagerly).
         with torch.no_grad():
-            return self._knn_graph(h.detach(), self.k, dilation=self.dilation,
+            return knn_graph(h.detach(), self.k, dilation=self.dilation,
                                    **self.knn_kwargs)
 
     def forward(self, x: Tensor, graph=None) -> Tensor:

@@ -12,6 +12,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
+from ..._deprecated import deprecated_names
 from ..attention import backend as _backend
 from ..attention.dispatch import attend, select_execution, uses_pointer
 from ..attention.gather import attention_message
@@ -361,5 +362,4 @@ class GLICAttention(MessagePassing):
                 f'{self.out_channels}, heads={self.heads})')
 
 
-#: Alias: the attention of GLIC's graph stages.
-GraphAttention = GLICAttention
+__getattr__ = deprecated_names(__name__, GraphAttention=("GLICAttention", GLICAttention))

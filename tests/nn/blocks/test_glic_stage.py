@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from nn_testing import assert_every_param_has_grad, pooled_graph, window_graph
 from pyg_glic.convert import map_to_nodes, nodes_to_map
 from pyg_glic.graph import global_graph, halo_graph
-from pyg_glic.nn.blocks import GatedFFN, GLICStage, GraphAttentionBlock, GraphStage
+from pyg_glic.nn.blocks import GatedFFN, GLICStage, GraphAttentionBlock
 
 
 def _graphs(B, H, W, grid=2, seed=0):
@@ -15,42 +15,41 @@ def _graphs(B, H, W, grid=2, seed=0):
 
 
 def test_stage_repr_and_layout():
-    assert GLICStage is GraphStage
-    stage = GraphStage(16, depth=5, heads=2, k=8, grid=2, group=2)
+    stage = GLICStage(16, depth=5, heads=2, k=8, grid=2, group=2)
     assert stage.extra_repr() == '16, depth=5, heads=2, k=8, adaptive=False'
     # a container: print(stage) shows its settings and every submodule
-    assert str(stage).startswith('GraphStage(\n  16, depth=5, heads=2, k=8, adaptive=False\n')
+    assert str(stage).startswith('GLICStage(\n  16, depth=5, heads=2, k=8, adaptive=False\n')
     assert '(attn): GLICAttention(' in str(stage)
     assert [b.scope for b in stage.blocks] == ['local', 'global', 'local', 'global', 'local']
     assert stage.blocks[1].extra_repr() == '16, heads=2, scope=global'
     assert stage.global_candidates == 'strided' and not stage.blocks[1].pooled
-    pooled = GraphStage(16, depth=2, heads=2, grid=2, global_candidates='pooled')
+    pooled = GLICStage(16, depth=2, heads=2, grid=2, global_candidates='pooled')
     assert pooled.extra_repr() == ('16, depth=2, heads=2, k=64, adaptive=False, '
                                    'global_candidates=pooled')
     assert pooled.blocks[1].extra_repr() == '16, heads=2, scope=global, candidates=pooled'
     for scopes in ('local', 'global'):
-        s = GraphStage(16, depth=3, heads=2, grid=4, group=2, scopes=scopes)
+        s = GLICStage(16, depth=3, heads=2, grid=4, group=2, scopes=scopes)
         assert [b.scope for b in s.blocks] == [scopes] * 3
         assert s.extra_repr().endswith(f'scopes={scopes}')
     with pytest.raises(ValueError):
-        GraphStage(16, depth=2, drop_path=[0.1])
+        GLICStage(16, depth=2, drop_path=[0.1])
     with pytest.raises(ValueError, match='scopes must be one of'):
-        GraphStage(16, scopes='both')
+        GLICStage(16, scopes='both')
     with pytest.raises(ValueError, match='global_candidates must be one of'):
-        GraphStage(16, global_candidates='lattice')
+        GLICStage(16, global_candidates='lattice')
     with pytest.raises(ValueError, match='grid divisible by group'):
-        GraphStage(16, grid=2)  # group=8
+        GLICStage(16, grid=2)  # group=8
     with pytest.raises(ValueError, match='not factor'):
-        GraphStage(16, factor=2)
-    GraphStage(16, grid=2, scopes='local')  # no global layer: grid and group unused
-    GraphStage(16, factor=2, global_candidates='pooled')
+        GLICStage(16, factor=2)
+    GLICStage(16, grid=2, scopes='local')  # no global layer: grid and group unused
+    GLICStage(16, factor=2, global_candidates='pooled')
 
 
 def test_state_dict_keys_do_not_depend_on_the_layout():
     kw = dict(depth=3, heads=2, grid=4, group=2, ffn_expansion=1)
-    keys = list(GraphStage(8, **kw).state_dict())
-    assert keys == list(GraphStage(8, global_candidates='pooled', **kw).state_dict())
-    assert keys == list(GraphStage(8, scopes='global', **kw).state_dict())
+    keys = list(GLICStage(8, **kw).state_dict())
+    assert keys == list(GLICStage(8, global_candidates='pooled', **kw).state_dict())
+    assert keys == list(GLICStage(8, scopes='global', **kw).state_dict())
     blk = ['norm1.weight', 'norm1.bias', 'attn.logit_scale', 'attn.lin_q.weight',
            'attn.lin_q.bias', 'attn.lin_k.weight', 'attn.lin_k.bias', 'attn.lin_v.weight',
            'attn.lin_v.bias', 'attn.lin_out.weight', 'attn.lin_out.bias',
@@ -58,14 +57,14 @@ def test_state_dict_keys_do_not_depend_on_the_layout():
            'norm2.weight', 'norm2.bias']
     for i in range(3):
         assert set(f'blocks.{i}.{n}' for n in blk) <= set(keys)
-    bounded = GraphStage(8, attn_kwargs=dict(pos_hidden=16, pos_bound=16.0), **kw)
+    bounded = GLICStage(8, attn_kwargs=dict(pos_hidden=16, pos_bound=16.0), **kw)
     assert list(bounded.state_dict()) == keys
 
 
 def test_stage_with_precomputed_graphs():
     torch.manual_seed(0)
     B, C, H, W = 2, 16, 8, 6
-    stage = GraphStage(C, depth=3, heads=4, grid=2, ffn_expansion=2,
+    stage = GLICStage(C, depth=3, heads=4, grid=2, ffn_expansion=2,
                        attn_kwargs=dict(pos_hidden=8), global_candidates='pooled')
     x = torch.randn(B, C, H, W)
     out = stage(x, _graphs(B, H, W))
@@ -123,7 +122,7 @@ def test_gated_ffn():
 
 
 def _count_builders(monkeypatch):
-    import pyg_glic.graph as G
+    from pyg_glic.nn.blocks import glic_stage as G  # the builders as the stage imports them
     calls = {'halo': 0, 'global': 0, 'candidates': []}
     halo, glob = G.halo_graph, G.global_graph
 
@@ -147,7 +146,7 @@ def test_stage_builds_its_graphs_once(adaptive, global_candidates, monkeypatch):
     calls = _count_builders(monkeypatch)
     torch.manual_seed(0)
     B, C, H, W = 2, 8, 8, 8
-    stage = GraphStage(C, depth=3, heads=2, k=6, window=4, halo=2, grid=4, group=4,
+    stage = GLICStage(C, depth=3, heads=2, k=6, window=4, halo=2, grid=4, group=4,
                        adaptive=adaptive, ffn_expansion=1, global_candidates=global_candidates)
     x = torch.randn(B, C, H, W, requires_grad=True)
     out = stage(x)
@@ -166,7 +165,7 @@ def test_stage_builds_only_the_graphs_it_uses(scopes, depth, expect, monkeypatch
     calls = _count_builders(monkeypatch)
     torch.manual_seed(0)
     B, C, H, W = 1, 8, 9, 7
-    stage = GraphStage(C, depth=depth, heads=2, k=6, window=4, halo=2, grid=4, group=2,
+    stage = GLICStage(C, depth=depth, heads=2, k=6, window=4, halo=2, grid=4, group=2,
                        ffn_expansion=1, scopes=scopes)
     x = torch.randn(B, C, H, W, requires_grad=True)
     out = stage(x)
@@ -182,7 +181,7 @@ def test_stage_graphs_do_not_change_under_autocast():
     # stage builds its graphs in float32 with autocast off
     torch.manual_seed(0)
     x = torch.randn(2, 32, 16, 20)
-    stage = GraphStage(32, depth=2, heads=2, k=16, window=4, halo=2, grid=4, group=2)
+    stage = GLICStage(32, depth=2, heads=2, k=16, window=4, halo=2, grid=4, group=2)
     local, glob = stage.build_graphs(x)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         local_ac, glob_ac = stage.build_graphs(x)
@@ -208,7 +207,7 @@ def test_stage_graphs_do_not_change_under_autocast():
 
 def test_stage_passes_attention_options():
     torch.manual_seed(0)
-    stage = GraphStage(8, depth=2, heads=2, k=6, window=4, halo=2, grid=4, group=2,
+    stage = GLICStage(8, depth=2, heads=2, k=6, window=4, halo=2, grid=4, group=2,
                        ffn_expansion=1, attn_kwargs=dict(pos_hidden=16, pos_bound=16.0))
     for blk in stage.blocks:
         assert blk.attn.pos_hidden == 16 and blk.attn.pos_bound == 16.0
@@ -223,7 +222,7 @@ def test_stage_compressed_offsets_equal_plain():
     torch.manual_seed(0)
     B, C, H, W = 1, 8, 8, 8
     graphs = _graphs(B, H, W)
-    stage = GraphStage(C, depth=2, heads=2, grid=2, ffn_expansion=1,
+    stage = GLICStage(C, depth=2, heads=2, grid=2, ffn_expansion=1,
                        global_candidates='pooled').double()
     x = torch.randn(B, C, H, W, dtype=torch.float64)
     out = stage(x, graphs)
@@ -233,10 +232,27 @@ def test_stage_compressed_offsets_equal_plain():
 
 def test_stage_strided_compressed_offsets_equal_plain():
     torch.manual_seed(0)
-    stage = GraphStage(8, depth=3, heads=2, k=6, window=4, halo=2, grid=4, group=2,
+    stage = GLICStage(8, depth=3, heads=2, k=6, window=4, halo=2, grid=4, group=2,
                        ffn_expansion=1, attn_kwargs=dict(pos_bound=16.0)).double()
     x = torch.randn(2, 8, 9, 11, dtype=torch.float64)
     graphs = stage.build_graphs(x)
     out = stage(x, graphs)
     stage.compress_offsets = False
     torch.testing.assert_close(stage(x, graphs), out)
+
+
+def test_old_names_warn_and_resolve():
+    # GraphStage and GraphAttention were reversed aliases: kept for one release
+    import pyg_glic.nn as nn_pkg
+    from pyg_glic.nn import blocks, conv
+    from pyg_glic.nn.blocks import glic_stage
+    from pyg_glic.nn.conv import GLICAttention, glic_attention
+    for module, old, new in [(nn_pkg, "GraphStage", GLICStage), (blocks, "GraphStage", GLICStage),
+                             (glic_stage, "GraphStage", GLICStage),
+                             (nn_pkg, "GraphAttention", GLICAttention),
+                             (conv, "GraphAttention", GLICAttention),
+                             (glic_attention, "GraphAttention", GLICAttention)]:
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*use {new.__name__}"):
+            assert getattr(module, old) is new
+    with pytest.raises(AttributeError, match="no attribute 'GLICStag'"):
+        blocks.GLICStag

@@ -6,7 +6,6 @@ from nn_testing import assert_every_param_has_grad
 from pyg_glic.convert import map_to_nodes
 from pyg_glic.graph import LearnableGraph
 from pyg_glic.nn.blocks import FFN, Grapher
-from pyg_glic.nn.blocks.grapher import _torch_knn_graph
 from pyg_glic.nn.conv import MRConv, WeightedConv
 
 
@@ -47,16 +46,6 @@ def test_grapher_matches_manual_composition():
     y = block.conv(nodes, edge_index).view(1, 3, 4, 16).permute(0, 3, 1, 2)
     expect = x + block.fc2(block.act(block.norm(y)))
     torch.testing.assert_close(block(x, edge_index), expect)
-
-
-def test_torch_knn_graph_dilation():
-    x = torch.randn(1, 4, 3, 3)
-    full = _torch_knn_graph(x, 6)
-    dil = _torch_knn_graph(x, 3, dilation=2)
-    assert full.size(1) == 9 * 6 and dil.size(1) == 9 * 3
-    # every other neighbour of the 6 nearest
-    torch.testing.assert_close(dil.view(2, 9, 3), full.view(2, 9, 6)[:, :, ::2])
-    assert bool((full.view(2, 9, 6)[0, :, 0] == torch.arange(9)).all())  # self first
 
 
 class _LearnedGraph(torch.nn.Module):

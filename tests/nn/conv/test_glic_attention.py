@@ -4,12 +4,11 @@ import pytest
 import torch
 
 from nn_testing import assert_every_param_has_grad, assert_grads_close, random_block_graph
-from pyg_glic.nn.conv import GLICAttention, GraphAttention
+from pyg_glic.nn.conv import GLICAttention
 from pyg_glic.nn.dense import dense_glic_attention
 
 
 def test_glic_attention_repr():
-    assert GraphAttention is GLICAttention
     assert str(GLICAttention(64, 128)) == 'GLICAttention(64, 128, heads=8)'
     assert str(GLICAttention((32, 64), 64, heads=4)) == 'GLICAttention((32, 64), 64, heads=4)'
     with pytest.raises(ValueError):

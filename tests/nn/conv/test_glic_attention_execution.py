@@ -5,7 +5,7 @@ import torch
 from nn_testing import random_block_graph
 from pyg_glic.graph import global_graph, halo_graph
 from pyg_glic.nn.attention import backend, blocked, block_edge_slots, dispatch
-from pyg_glic.nn.blocks import GraphStage
+from pyg_glic.nn.blocks import GLICStage
 from pyg_glic.nn.conv import GLICAttention
 
 
@@ -134,7 +134,7 @@ def test_policy_thresholds_are_used(backward, monkeypatch, gen):
 
 def test_stage_same_under_both_executions(gen):
     torch.manual_seed(0)
-    stage = GraphStage(16, depth=2, heads=4, k=8, window=4, halo=2, grid=4, group=4,
+    stage = GLICStage(16, depth=2, heads=4, k=8, window=4, halo=2, grid=4, group=4,
                        ffn_expansion=1).double()
     x = torch.randn(1, 16, 12, 12, dtype=torch.float64, generator=gen, requires_grad=True)
     graphs = stage.build_graphs(x)
