@@ -19,7 +19,7 @@ executors read them; nothing else holds a copy.
 
 Not a switch: the CSR paths' per-target max and sum (the CSR executor's segment
 softmax, :func:`~pyg_glic.nn.segment.csr_max`) use :func:`torch.segment_reduce`,
-not torch-scatter's ``segment_csr``, which measured 1.2-3.3x slower on every shape
+not torch-scatter's ``segment_csr``, which measured 1.2-2.9x slower on every shape
 tried (benchmarks/aggregation/segment.py; benchmarks/results/segment_reduce_cpu.md,
 2-core CPU, 1 thread, torch 2.15: attention scores of 2k-25k nodes at degree 16
 and 64, MRConv rows of 192 and 48 channels).
