@@ -9,8 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..zoo import QUALITY_LAMBDAS
 from . import COMMANDS
+
+
+def _quality(text: str):
+    # an integer stays one (a fixed-rate quality, a trained level); the range is checked
+    # against the configuration's levels once it is known
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a quality must be a number, got {text!r}") from None
+    return int(q) if q.is_integer() else q
 
 
 def _sweep(text: str):
@@ -43,9 +52,11 @@ def add_parser(sub) -> None:
                    help="replace result files in an existing, non-empty --out")
     p.add_argument("-c", "--config", default="glic-lite", choices=sorted(CONFIGS),
                    help="GLIC configuration for --qualities (default glic-lite)")
-    p.add_argument("-q", "--qualities", type=int, nargs="+", choices=sorted(QUALITY_LAMBDAS),
-                   metavar="Q", help="GLIC zoo qualities (default: those that ship for the "
-                                     "configuration, else all; none when only --weights)")
+    p.add_argument("-q", "--qualities", type=_quality, nargs="+", metavar="Q",
+                   help="GLIC zoo qualities: numbers in [1, levels] for a variable-rate "
+                        "configuration (glic-lite: 1.5 and 2.5 too), integers 1-6 for a "
+                        "fixed-rate one (default: the trained levels or the qualities that "
+                        "ship, else all; none when only --weights)")
     p.add_argument("--no-zoo", dest="zoo", action="store_false", default=None,
                    help="do not evaluate GLIC zoo qualities (e.g. classical codecs only)")
     p.add_argument("-w", "--weights", nargs="+", action="extend", default=[],

@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -52,8 +52,10 @@ class EvalConfig:
         image_dir: folder of images (searched recursively).
         out: output folder (created; replaced atomically at the end).
         config: GLIC configuration for ``qualities``.
-        qualities: GLIC zoo qualities; ``None``: those that ship for ``config``, else
-            all; not evaluated when only ``weights`` are given.
+        qualities: GLIC zoo qualities (a variable-rate ``config``: any number in
+            ``[1, levels]``; a fixed-rate one: integers 1..6); ``None``: those that
+            ship for ``config``, else all; not evaluated when only ``weights`` are
+            given.
         weights: ``[LABEL=]FILE`` training checkpoints or exported weights (GLIC or
             CompressAI peers); files with the same label (default: their
             configuration) form one curve.
@@ -68,7 +70,7 @@ class EvalConfig:
     out: str = "eval-results"
     force: bool = False
     config: str = "glic-lite"
-    qualities: Optional[Sequence[int]] = None
+    qualities: Optional[Sequence[Union[int, float]]] = None
     weights: Sequence[str] = ()
     classical: Sequence[str] = DEFAULT_CLASSICAL
     sweeps: Dict[str, Sequence[float]] = field(default_factory=dict)
@@ -210,7 +212,8 @@ def evaluate(cfg: EvalConfig) -> Dict:
         InputError: a bad input, found before anything is coded or written.
     """
     from ..models.glic import CONFIGS
-    from ..zoo import QUALITY_LAMBDAS, UNTRAINED, codec_name, load_codec, shipped_qualities
+    from ..zoo import (QUALITY_LAMBDAS, UNTRAINED, check_quality, codec_name, load_codec,
+                       shipped_qualities)
     from ..training.models import load_model_file, is_glic
 
     # ---- check every input first -------------------------------------------------
@@ -226,16 +229,16 @@ def evaluate(cfg: EvalConfig) -> Dict:
     run_zoo = cfg.zoo is not False and (cfg.qualities is not None or not cfg.weights)
     if not run_zoo and not cfg.weights and not cfg.classical:
         raise InputError("nothing to evaluate: no GLIC quality, weight file or classical codec")
-    qualities: List[int] = []
+    qualities: List[Union[int, float]] = []
     if run_zoo:
         if cfg.qualities is not None:
-            qualities = list(dict.fromkeys(int(q) for q in cfg.qualities))
+            try:
+                qualities = list(dict.fromkeys(check_quality(cfg.config, q)
+                                               for q in cfg.qualities))
+            except ValueError as e:
+                raise InputError(str(e)) from None
             if not qualities:
                 raise InputError("no quality given")
-            for q in qualities:
-                if q not in QUALITY_LAMBDAS:
-                    raise InputError(f"quality must be one of {sorted(QUALITY_LAMBDAS)}, "
-                                     f"got {q}")
         else:
             qualities = shipped_qualities(cfg.config) or sorted(QUALITY_LAMBDAS)
     try:

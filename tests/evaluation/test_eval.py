@@ -69,6 +69,28 @@ def test_eval_writes_compressai_schema(tmp_path, images, capsys):
     assert "n/a (too few points" in (out / "bd_rates.md").read_text()
 
 
+def test_eval_codes_a_variable_rate_model_between_its_levels(tmp_path, images):
+    # one variable-rate model, qualities between its trained levels: the rate rises
+    # with the quality and every point is a real file of the codec at that quality
+    from pyg_glic import codec
+    from pyg_glic.utils.image import load_image
+    from pyg_glic.zoo import load_codec
+
+    out = tmp_path / "res"
+    assert main(["eval", str(images), "-o", str(out), "-c", "glic-tiny", "-q", "1", "2.5",
+                 "4.25", "--classical", "--no-ms-ssim", "--device", "cpu",
+                 "--no-progress"]) == 0
+    glic = json.loads((out / "glic-tiny+untrained.json").read_text())
+    assert glic["settings"] == [1, 2.5, 4.25]
+    x = load_image(images / "img0.png")
+    sizes = []
+    for q, point in zip([1, 2.5, 4.25], glic["per_image"]):
+        sizes.append(len(codec.compress(x, "glic-tiny", q,
+                                        model=load_codec("glic-tiny+untrained", q))))
+        assert point[0]["bytes"] == sizes[-1]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
 def test_eval_weight_files_peer_and_checkpoint(tmp_path, images):
     from compressai.zoo import mbt2018_mean
 
@@ -133,23 +155,28 @@ def _bad_cases(tmp_path, images):
         "bad sweep": ([str(images), "--sweep", "jpeg=500"], "quality must be in 0..100"),
         "sweep not run": ([str(images), "--classical", "webp", "--sweep", "jpeg=5"],
                           "not among the classical codecs"),
+        "quality above the levels": ([str(images), "-c", "glic-tiny", "-q", "7"],
+                                     "quality for glic-tiny must be a number in [1, 6]"),
+        "fractional fixed-rate quality": ([str(images), "-c", "glic", "-q", "2.5"],
+                                          "quality for glic must be"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing dir", "empty dir", "unreadable image",
                                   "bad weights", "missing weights", "bad reference",
                                   "missing reference", "unknown codec", "bad sweep",
-                                  "sweep not run"])
+                                  "sweep not run", "quality above the levels",
+                                  "fractional fixed-rate quality"])
 def test_bad_inputs_exit_2_and_write_nothing(tmp_path, images, capsys, case):
     args, message = _bad_cases(tmp_path, images)[case]
     out = tmp_path / "res"
-    assert main(["eval", *args, "-o", str(out), "-c", "glic-tiny", "-q", "1",
-                 "--device", "cpu", "--no-progress"]) == 2
+    zoo = [] if "-q" in args else ["-c", "glic-tiny", "-q", "1"]
+    assert main(["eval", *args, "-o", str(out), *zoo, "--device", "cpu", "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     _no_leftovers(tmp_path, out)
 
 
-@pytest.mark.parametrize("args", [["-q", "7"], ["--bd-method", "spline"],
+@pytest.mark.parametrize("args", [["-q", "two"], ["--bd-method", "spline"],
                                   ["--sweep", "jpeg"]])
 def test_bad_options_are_usage_errors(tmp_path, images, capsys, args):
     with pytest.raises(SystemExit) as e:
