@@ -1,12 +1,11 @@
-r"""Input validation shared by the graph builders (private)."""
+r"""Input validation shared by the graph builders (private); the selection keywords
+are checked by :class:`~pyg_glic.graph.SelectionOptions`."""
 from __future__ import annotations
 
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
-
-from .similarity import SIMILARITIES
 
 
 def check_map(x, name: str = "x", *, check_finite: bool = True) -> Tuple[int, int, int, int]:
@@ -38,36 +37,6 @@ def check_int(name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
-
-
-def check_similarity(similarity: str) -> str:
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    return similarity
-
-
-def check_k(k, num_candidates: int, what: str) -> int:
-    check_int("k", k, 1)
-    if k > num_candidates:
-        raise ValueError(f"k={k} is larger than the {num_candidates} candidates per node of "
-                         f"the {what}; expected 1 <= k <= {num_candidates}")
-    return k
-
-
-def check_degree_bounds(k: int, k_min: int, k_max: Optional[int], num_candidates: int
-                        ) -> Tuple[int, int]:
-    r"""Validate the adaptive-degree bounds; return ``(k_min, k_max)``."""
-    check_int("k_min", k_min, 0)
-    if k_max is None:
-        k_max = num_candidates
-    check_int("k_max", k_max, 1)
-    if k_max > num_candidates:
-        raise ValueError(f"k_max={k_max} is larger than the {num_candidates} candidates per "
-                         f"node; expected k_max <= {num_candidates}")
-    if not k_min <= k <= k_max:
-        raise ValueError(f"adaptive degrees need k_min <= k <= k_max (k is the mean degree), "
-                         f"got k_min={k_min}, k={k}, k_max={k_max}")
-    return k_min, k_max
 
 
 def score_to_nodes(score: Tensor, B: int, H: int, W: int) -> Tensor:

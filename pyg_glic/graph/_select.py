@@ -1,6 +1,8 @@
-r"""Blocked neighbour selection and :class:`ImageGraph` assembly (private).
+r"""Neighbour selection among candidate blocks and :class:`ImageGraph` assembly (private).
 
-The pure-torch engine behind the halo, global and learnable builders: queries
+:func:`graph_in_blocks` is the one selection routine of the window, halo and
+global builders: each builder only lays out its candidates. Its pure-torch
+engine, :func:`blocked_topk` (the learnable graph reuses its chunks): queries
 come in blocks that share a candidate set (``query_index (nb, Q)``,
 ``cand_index (nb, K)``); for a chunk of blocks the candidate features are
 gathered, scored against the queries with one batched matrix product, and each
@@ -20,7 +22,9 @@ from ..convert.csr import degree_to_ptr
 from ..ops.knn import knn
 from ._blocks import grid_positions, node_to_block
 from ._checks import map_nodes, node_scores, pos_dtype
+from .adaptive import allocate_degrees
 from .base import CandidateBlocks, ImageGraph
+from .options import SelectionOptions
 from .similarity import block_scores, knn_features, normalize
 
 #: Default bound on the number of elements (scores, top-k output, gathered features)
@@ -102,7 +106,7 @@ def blocked_topk(qn: Tensor, cn: Tensor, query_index: Tensor, cand_index: Tensor
                  degree: Tensor, *, similarity: str, pq: Optional[Tensor] = None,
                  pc: Optional[Tensor] = None, pos_weight: float = 0.0,
                  chunk_elements: Optional[int] = None,
-                 blocks_per_image: Optional[int] = None,
+                 blocks_per_group: Optional[int] = None,
                  return_mask: bool = True) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     r"""Every query keeps its ``degree[i]`` best-scoring candidates.
 
@@ -113,8 +117,9 @@ def blocked_topk(qn: Tensor, cn: Tensor, query_index: Tensor, cand_index: Tensor
         cand_index (LongTensor): ``(nb, K)``.
         degree (LongTensor): ``(num_dst,)``, at most the number of valid
             candidates of the node's block.
-        blocks_per_image (int, optional): set when all blocks of an image share
-            one candidate set (global graph): it is then scored without copies.
+        blocks_per_group (int, optional): set when each run of that many
+            consecutive blocks shares one candidate set (pooled global graph: the
+            blocks of an image): it is then scored without copies.
 
     Returns:
         ``(src, ptr, mask)``: sources ``(E,)`` sorted by target and, within a
@@ -135,7 +140,7 @@ def blocked_topk(qn: Tensor, cn: Tensor, query_index: Tensor, cand_index: Tensor
     table = src_out.view(N, -1) if uniform else None
     cache: dict = {}
     budget = chunk_budget(chunk_elements, qn.device)
-    for b0, b1, q0, q1 in iter_chunks(nb, Q, K, qn.size(1), budget, blocks_per_image):
+    for b0, b1, q0, q1 in iter_chunks(nb, Q, K, qn.size(1), budget, blocks_per_group):
         qi = query_index[b0:b1, q0:q1]
         qv = qi >= 0
         qc = qi.clamp_min(0)
@@ -144,7 +149,7 @@ def blocked_topk(qn: Tensor, cn: Tensor, query_index: Tensor, cand_index: Tensor
         if kk == 0:
             continue
         S = chunk_scores(qn, cn, qi, cand_index[b0:b1], similarity, pq, pc, pos_weight,
-                         blocks_per_image is not None, cache, (b0, b1))
+                         blocks_per_group is not None, cache, (b0, b1))
         _, idx = S.topk(kk, dim=-1, largest=True, sorted=True)
         del S
         ci = cand_index[b0:b1]
@@ -192,8 +197,6 @@ def rank_in_query(query: Tensor, num_queries: int) -> Tensor:
 def mask_from_edges(query_index: Tensor, cand_index: Tensor, src: Tensor, dst: Tensor,
                     num_src: int, num_dst: int) -> Tensor:
     r"""The ``(nb, Q, K)`` edge mask of the blocks, from an edge list (blocks partition targets)."""
-    from ._blocks import node_to_block
-
     nb, Q = query_index.shape
     K = cand_index.size(1)
     mask = torch.zeros(nb, Q, K, dtype=torch.bool, device=src.device)
@@ -249,68 +252,97 @@ def target_degrees(k: int, cap: Tensor, groups: Tensor, *, adaptive: bool,
     """
     if not adaptive:
         return cap.clamp_max(k)
-    from .adaptive import allocate_degrees
-
     hi = cap.clamp_max(k_max)
     return allocate_degrees(score, groups, k, k_min, hi, redistribute=redistribute,
                             is_ptr=False)
 
 
-def graph_in_blocks(x: Tensor, qidx: Tensor, cidx: Tensor, k: int, *, adaptive: bool,
-                    k_min: int, k_max: Optional[int], score: Optional[Tensor],
-                    redistribute: bool, similarity: str, backend: Optional[str],
-                    pos_weight: float, pos_scale: Optional[float],
-                    chunk_elements: Optional[int], return_blocks: bool) -> ImageGraph:
-    r"""The graph of a map ``x`` whose sources and targets are its own nodes (the halo
-    graph, the strided global graph), given its candidate layout: query blocks
-    ``qidx (nb, Q)`` sharing candidates ``cidx (nb, K)`` (``-1`` = padding).
+def graph_in_blocks(x: Tensor, qidx: Tensor, cidx: Tensor, options: SelectionOptions, *,
+                    score: Optional[Tensor] = None, source: Optional[Tensor] = None,
+                    pos_src: Optional[Tensor] = None,
+                    blocks_per_group: Optional[int] = None) -> ImageGraph:
+    r"""The graph of a candidate layout: every builder with candidate blocks ends here.
 
-    Each query keeps its ``k`` most similar valid candidates, or its adaptive
-    degree with its block as the budget group (:func:`target_degrees`; ``k``,
-    ``k_min`` and ``k_max`` already checked by the builder). ``"torch"`` scores each
-    chunk of blocks against its gathered candidates (:func:`blocked_topk`); another
-    backend runs :func:`pyg_glic.ops.knn` with one batch id per block over a
-    per-block copy of its candidates. ``edge_attr`` is in pixels.
+    The targets are the ``B*H*W`` nodes of the map ``x``, in query blocks
+    ``qidx (nb, Q)`` (every target exactly once, ``-1`` = padding) that share the
+    candidates ``cidx (nb, K)`` (``-1`` = padding). The sources are the nodes of
+    ``x`` too (window, halo, strided global), or, bipartite, the ``source`` nodes
+    ``(num_src, C)`` at ``pos_src (num_src, 2)`` (pooled global). ``cidx is qidx``
+    says that each block's candidates are its own queries (windows).
+    ``blocks_per_group`` says that each run of that many consecutive blocks has one
+    candidate set (pooled global: the blocks of an image), scored without copies.
+
+    Each target keeps its ``options.k`` best-scoring valid candidates
+    (:mod:`~pyg_glic.graph.similarity`, with the position term), or its adaptive
+    degree with its block as the budget group (:func:`target_degrees`, ``score``
+    the complexity or ``None`` for :func:`~pyg_glic.graph.complexity_map` of
+    ``x``); ``options`` already checked against ``K``
+    (:meth:`SelectionOptions.for_candidates`). With the ``"torch"`` backend each
+    chunk of blocks is scored against its gathered candidates
+    (:func:`blocked_topk`); another backend, or any backend when candidates are
+    queries, runs :func:`pyg_glic.ops.knn` with one batch id per candidate set,
+    over a copy of the candidates of each set (the windows' are their queries:
+    no copy). Edges of a target come by decreasing score; ``edge_attr`` is in
+    pixels (``pos_src[src] - pos_dst[dst]``).
     """
+    o = options
     B, _, H, W = x.shape
-    backend = _t.resolve_backend("knn", backend, x.device)
+    backend = _t.resolve_backend("knn", o.backend, x.device)
     N = B * H * W
-    pos = grid_positions(B, H, W, x.device, pos_dtype(x))
+    pos_dst = grid_positions(B, H, W, x.device, pos_dtype(x))
+    bipartite = source is not None
+    if not bipartite:
+        pos_src = pos_dst
+    num_src = pos_src.size(0)
     if N == 0:
         blocks = CandidateBlocks(qidx, cidx, torch.zeros(qidx.size(0), qidx.size(1),
                                                          cidx.size(1), dtype=torch.bool,
                                                          device=x.device))
-        return empty_graph(N, N, pos, pos, blocks if return_blocks else None)
+        return empty_graph(num_src, N, pos_src, pos_dst, blocks if o.return_blocks else None)
     blk, _ = node_to_block(qidx, N)
     cap = (cidx >= 0).sum(1)[blk]
-    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
-                            k_min=k_min, k_max=k_max, redistribute=redistribute)
-    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
+    degree = target_degrees(o.k, cap, blk, adaptive=o.adaptive,
+                            score=node_scores(x, score, o.adaptive), k_min=o.k_min,
+                            k_max=o.k_max, redistribute=o.redistribute)
+    scale = float(o.pos_scale) if o.pos_scale is not None else float(max(H, W))
+    nodes = map_nodes(x)
 
-    if backend == "torch":
-        xn = normalize(map_nodes(x))
-        ps = pos / scale
-        src, ptr, mask = blocked_topk(xn, xn, qidx, cidx, degree, similarity=similarity,
-                                      pq=ps, pc=ps, pos_weight=pos_weight,
-                                      chunk_elements=chunk_elements, return_mask=return_blocks)
+    if backend == "torch" and cidx is not qidx:
+        qn = normalize(nodes)
+        cn = normalize(source) if bipartite else qn
+        pq = pos_dst / scale
+        pc = pos_src / scale if bipartite else pq
+        src, ptr, mask = blocked_topk(qn, cn, qidx, cidx, degree, similarity=o.similarity,
+                                      pq=pq, pc=pc, pos_weight=o.pos_weight,
+                                      chunk_elements=o.chunk_elements,
+                                      blocks_per_group=blocks_per_group,
+                                      return_mask=o.return_blocks)
     else:
         ptr = degree_to_ptr(degree)
-        feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
-        cv = cidx >= 0
-        cand = cidx[cv]  # per-block copies of the candidates, block-major
-        bx = torch.arange(cidx.size(0), device=x.device).view(-1, 1).expand_as(cidx)[cv]
-        perm = qidx[qidx >= 0]
+        fq = knn_features(nodes, o.similarity, pos_dst, o.pos_weight, scale)
+        fc = knn_features(source, o.similarity, pos_src, o.pos_weight, scale) \
+            if bipartite else fq
+        g = blocks_per_group or 1
+        sets = cidx[::g] if g > 1 else cidx  # one row per candidate set
+        cv = sets >= 0
+        cand = sets[cv]  # the candidates of each set, set-major
+        bx = torch.arange(sets.size(0), device=x.device).view(-1, 1).expand_as(sets)[cv]
+        perm = qidx[qidx >= 0]  # the targets, block-major: sorted set ids
+        by = blk[perm] if g == 1 else blk[perm] // g
         kk = int(degree.max())
         if kk == 0:
             src = torch.empty(0, dtype=torch.long, device=x.device)
         else:
-            out = knn(feats[cand], feats[perm], kk, bx, blk[perm], backend=backend)
+            yq = fq[perm]
+            xc = yq if cidx is qidx else fc[cand]  # windows: the candidates are the queries
+            out = knn(xc, yq, kk, bx, by, backend=backend,
+                      chunk_elements=chunk_budget(o.chunk_elements, x.device))
             rank = rank_in_query(out[0], perm.numel())
             src = place_ranked(cand[out[1]], perm[out[0]], rank, degree, ptr)
         mask = None
-        if return_blocks:
+        if o.return_blocks:
             dst = torch.arange(N, device=x.device).repeat_interleave(degree,
                                                                      output_size=src.numel())
-            mask = mask_from_edges(qidx, cidx, src, dst, N, N)
-    blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
-    return make_graph(src, ptr, pos, pos, blocks=blocks)
+            mask = mask_from_edges(qidx, cidx, src, dst, num_src, N)
+    blocks = CandidateBlocks(qidx, cidx, mask) if o.return_blocks else None
+    return make_graph(src, ptr, pos_src, pos_dst, blocks=blocks)

@@ -2,23 +2,18 @@ r"""Global graph: dilated query sets, with GLIC's strided lattice of real nodes 
 pooled view (bipartite) as candidates."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .. import typing as _t
-from ..convert.csr import degree_to_ptr
-from ..ops.knn import knn
-from ._blocks import (dilated_groups, grid_positions, node_to_block, strided_blocks,
-                      strided_steps)
-from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
-                      check_similarity, map_nodes, node_scores, pos_dtype, work_dtype)
-from ._select import (blocked_topk, empty_graph, make_graph, mask_from_edges, place_ranked,
-                      rank_in_query, graph_in_blocks, target_degrees)
-from .base import CandidateBlocks, ImageGraph
+from ._blocks import dilated_groups, strided_blocks, strided_steps
+from ._checks import as_map, check_int, check_map, map_nodes, pos_dtype, work_dtype
+from ._module import GraphBuilder
+from ._select import graph_in_blocks
+from .base import ImageGraph
 from .downsample import pool_map, pooled_pos, pooled_size
-from .similarity import knn_features, normalize
+from .options import SelectionOptions
 
 #: Candidate layouts of :func:`global_graph`.
 CANDIDATES = ("pooled", "strided")
@@ -137,22 +132,22 @@ def global_graph(x: Tensor, k: int = 64, *, grid: Optional[int] = 16,
     x = as_map(x, size)
     B, C, H, W = check_map(x, check_finite=check_finite)
     check_int("group", group, 1)
-    check_similarity(similarity)
     if candidates not in CANDIDATES:
         raise ValueError(f"candidates must be one of {CANDIDATES}, got {candidates!r}")
     if H < 1 or W < 1:
         raise ValueError(f"global_graph needs a non-empty map, got shape {tuple(x.shape)}")
+    options = SelectionOptions(
+        k=k, adaptive=adaptive or score is not None, k_min=k_min, k_max=k_max,
+        similarity=similarity, backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
+        redistribute=redistribute, chunk_elements=chunk_elements, check_finite=check_finite,
+        return_blocks=return_blocks)
     if candidates == "strided":
         if factor is not None:
             raise ValueError("candidates='strided' places a grid x grid lattice of nodes; "
                              "give grid, not factor (factor is for candidates='pooled')")
         if pooled is not None:
             raise ValueError("pooled is only used by candidates='pooled'")
-        return _strided_graph(x, k, grid, group, adaptive=adaptive, k_min=k_min, k_max=k_max,
-                              similarity=similarity, score=score, backend=backend,
-                              pos_weight=pos_weight, pos_scale=pos_scale,
-                              redistribute=redistribute, chunk_elements=chunk_elements,
-                              return_blocks=return_blocks)
+        return _strided_graph(x, grid, group, options, score)
     if factor is not None:
         grid = None
     if pooled is None:
@@ -162,58 +157,17 @@ def global_graph(x: Tensor, k: int = 64, *, grid: Optional[int] = 16,
         raise ValueError(f"pooled must have shape (B, C, g_h, g_w) = ({B}, {C}, {gh}, {gw}), "
                          f"got {tuple(pooled.shape) if isinstance(pooled, Tensor) else pooled!r}")
     K = gh * gw
-    adaptive = adaptive or score is not None
-    check_k(k, K, f"global graph ({gh}x{gw} pooled nodes)")
-    if adaptive:
-        k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
-    backend = _t.resolve_backend("knn", backend, x.device)
-    N = B * H * W
-    pd = pos_dtype(x)
-    pos_dst = grid_positions(B, H, W, x.device, pd)
-    pos_src = pooled_pos(H, W, grid, factor, batch_size=B, device=x.device, dtype=pd)
+    options = options.for_candidates(K, f"global graph ({gh}x{gw} pooled nodes)")
+    pos_src = pooled_pos(H, W, grid, factor, batch_size=B, device=x.device, dtype=pos_dtype(x))
     qidx, cidx = global_candidates(B, H, W, K, group, x.device)
-    if N == 0:
-        blocks = CandidateBlocks(qidx, cidx, torch.zeros(qidx.size(0), group ** 2, K,
-                                                         dtype=torch.bool, device=x.device))
-        return empty_graph(B * K, N, pos_src, pos_dst, blocks if return_blocks else None)
-    blk, _ = node_to_block(qidx, N)
-    cap = torch.full((N,), K, dtype=torch.long, device=x.device)
-    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
-                            k_min=k_min, k_max=k_max, redistribute=redistribute)
-    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
-    pooled = pooled.to(work_dtype(x))
-
-    if backend == "torch":
-        xn = normalize(map_nodes(x))
-        pn = normalize(map_nodes(pooled))
-        src, ptr, mask = blocked_topk(xn, pn, qidx, cidx, degree, similarity=similarity,
-                                      pq=pos_dst / scale, pc=pos_src / scale,
-                                      pos_weight=pos_weight, chunk_elements=chunk_elements,
-                                      blocks_per_image=qidx.size(0) // B,
-                                      return_mask=return_blocks)
-    else:
-        ptr = degree_to_ptr(degree)
-        fq = knn_features(map_nodes(x), similarity, pos_dst, pos_weight, scale)
-        fc = knn_features(map_nodes(pooled), similarity, pos_src, pos_weight, scale)
-        bq = torch.arange(B, device=x.device).repeat_interleave(H * W)
-        bc = torch.arange(B, device=x.device).repeat_interleave(K)
-        out = knn(fc, fq, int(degree.max()), bc, bq, backend=backend)
-        rank = rank_in_query(out[0], N)
-        src = place_ranked(out[1], out[0], rank, degree, ptr)
-        mask = None
-        if return_blocks:
-            dst = torch.arange(N, device=x.device).repeat_interleave(degree,
-                                                                     output_size=src.numel())
-            mask = mask_from_edges(qidx, cidx, src, dst, B * K, N)
-    blocks = CandidateBlocks(qidx, cidx, mask) if return_blocks else None
-    return make_graph(src, ptr, pos_src, pos_dst, blocks=blocks)
+    # bipartite: the sources are the pooled nodes; all blocks of an image share them
+    return graph_in_blocks(x, qidx, cidx, options, score=score,
+                           source=map_nodes(pooled.to(work_dtype(x))), pos_src=pos_src,
+                           blocks_per_group=qidx.size(0) // max(B, 1))
 
 
-def _strided_graph(x: Tensor, k: int, grid, group: int, *, adaptive: bool, k_min: int,
-                   k_max: Optional[int], similarity: str, score: Optional[Tensor],
-                   backend: Optional[str], pos_weight: float, pos_scale: Optional[float],
-                   redistribute: bool, chunk_elements: Optional[int],
-                   return_blocks: bool) -> ImageGraph:
+def _strided_graph(x: Tensor, grid, group: int, options: SelectionOptions,
+                   score: Optional[Tensor]) -> ImageGraph:
     r"""``global_graph(..., candidates="strided")`` on a checked map."""
     B, C, H, W = x.shape
     check_int("grid", grid, 1)
@@ -221,16 +175,9 @@ def _strided_graph(x: Tensor, k: int, grid, group: int, *, adaptive: bool, k_min
         raise ValueError(f"candidates='strided' needs grid divisible by group (the query "
                          f"strides are grid // group lattice steps), got grid={grid}, "
                          f"group={group}")
-    K = grid * grid
-    adaptive = adaptive or score is not None
-    check_k(k, K, f"strided global graph ({grid}x{grid} lattice)")
-    if adaptive:
-        k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
+    options = options.for_candidates(grid * grid, f"strided global graph ({grid}x{grid} lattice)")
     qidx, cidx = strided_blocks(B, H, W, grid, group, x.device)
-    g = graph_in_blocks(x, qidx, cidx, k, adaptive=adaptive, k_min=k_min, k_max=k_max,
-                        score=score, redistribute=redistribute, similarity=similarity,
-                        backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
-                        chunk_elements=chunk_elements, return_blocks=return_blocks)
+    g = graph_in_blocks(x, qidx, cidx, options, score=score)
     # offsets in lattice steps: every edge joins two nodes of one lattice, so dy and dx
     # are exact multiples of ty and tx
     ty, tx, _, _ = strided_steps(H, W, grid, group)
@@ -239,7 +186,7 @@ def _strided_graph(x: Tensor, k: int, grid, group: int, *, adaptive: bool, k_min
     return g
 
 
-class GlobalGraph(torch.nn.Module):
+class GlobalGraph(GraphBuilder):
     r"""Module form of :func:`global_graph` (no parameters).
 
     Args:
@@ -252,9 +199,12 @@ class GlobalGraph(torch.nn.Module):
         **kwargs: the keyword arguments of :func:`global_graph`.
     """
 
+    builder = staticmethod(global_graph)
+    arg_names = ("k", "grid", "factor", "group", "candidates")
+
     def __init__(self, k: int = 64, grid: Optional[int] = 16, factor: Optional[int] = None,
                  group: int = 8, candidates: str = "pooled", **kwargs):
-        super().__init__()
+        super().__init__(**kwargs)
         if candidates not in CANDIDATES:
             raise ValueError(f"candidates must be one of {CANDIDATES}, got {candidates!r}")
         self.k = k
@@ -262,18 +212,8 @@ class GlobalGraph(torch.nn.Module):
         self.factor = factor
         self.group = group
         self.candidates = candidates
-        self.kwargs = kwargs
 
-    def forward(self, x: Tensor, score: Optional[Tensor] = None) -> ImageGraph:
-        kw = dict(self.kwargs)
-        if score is not None:
-            kw["score"] = score
-        return global_graph(x, self.k, grid=self.grid, factor=self.factor, group=self.group,
-                            candidates=self.candidates, **kw)
-
-    def extra_repr(self) -> str:
-        red = f"factor={self.factor}" if self.factor is not None else f"grid={self.grid}"
-        cand = "" if self.candidates == "pooled" else f", candidates={self.candidates!r}"
-        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return (f"k={self.k}, {red}, group={self.group}{cand}"
-                f"{extra}")
+    def repr_args(self) -> List[str]:
+        red = f"factor={self.factor!r}" if self.factor is not None else f"grid={self.grid!r}"
+        cand = [] if self.candidates == "pooled" else [f"candidates={self.candidates!r}"]
+        return [f"k={self.k!r}", red, f"group={self.group!r}"] + cand

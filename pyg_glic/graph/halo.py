@@ -7,9 +7,11 @@ import torch
 from torch import Tensor
 
 from ._blocks import halo_blocks, window_blocks
-from ._checks import as_map, check_degree_bounds, check_int, check_k, check_map, check_similarity
+from ._checks import as_map, check_int, check_map
+from ._module import GraphBuilder
 from ._select import graph_in_blocks
 from .base import ImageGraph
+from .options import SelectionOptions
 
 
 @torch.no_grad()
@@ -85,21 +87,18 @@ def halo_graph(x: Tensor, k: int = 64, *, window: int = 8, halo: int = 4,
     B, C, H, W = check_map(x, check_finite=check_finite)
     check_int("window", window, 1)
     check_int("halo", halo, 0)
-    check_similarity(similarity)
-    adaptive = adaptive or score is not None
-    K = (window + 2 * halo) ** 2
-    check_k(k, K, f"halo graph (window={window}, halo={halo})")
-    if adaptive:
-        k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
+    options = SelectionOptions(
+        k=k, adaptive=adaptive or score is not None, k_min=k_min, k_max=k_max,
+        similarity=similarity, backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
+        redistribute=redistribute, chunk_elements=chunk_elements, check_finite=check_finite,
+        return_blocks=return_blocks,
+    ).for_candidates((window + 2 * halo) ** 2, f"halo graph (window={window}, halo={halo})")
     qidx = window_blocks(B, H, W, window, x.device)
     cidx = halo_blocks(B, H, W, window, halo, x.device)
-    return graph_in_blocks(x, qidx, cidx, k, adaptive=adaptive, k_min=k_min, k_max=k_max,
-                           score=score, redistribute=redistribute, similarity=similarity,
-                           backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
-                           chunk_elements=chunk_elements, return_blocks=return_blocks)
+    return graph_in_blocks(x, qidx, cidx, options, score=score)
 
 
-class HaloGraph(torch.nn.Module):
+class HaloGraph(GraphBuilder):
     r"""Module form of :func:`halo_graph` (no parameters).
 
     Args:
@@ -109,20 +108,11 @@ class HaloGraph(torch.nn.Module):
         **kwargs: the keyword arguments of :func:`halo_graph`.
     """
 
+    builder = staticmethod(halo_graph)
+    arg_names = ("k", "window", "halo")
+
     def __init__(self, k: int = 64, window: int = 8, halo: int = 4, **kwargs):
-        super().__init__()
+        super().__init__(**kwargs)
         self.k = k
         self.window = window
         self.halo = halo
-        self.kwargs = kwargs
-
-    def forward(self, x: Tensor, score: Optional[Tensor] = None) -> ImageGraph:
-        kw = dict(self.kwargs)
-        if score is not None:
-            kw["score"] = score
-        return halo_graph(x, self.k, window=self.window, halo=self.halo, **kw)
-
-    def extra_repr(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return (f"k={self.k}, window={self.window}, "
-                f"halo={self.halo}{extra}")

@@ -10,10 +10,11 @@ from .. import typing as _t
 from ..convert.csr import degree_to_ptr
 from ..ops.knn import knn
 from ._blocks import grid_positions
-from ._checks import (check_int, check_map, check_similarity, map_nodes, parse_nodes,
-                      pos_dtype)
+from ._checks import check_int, check_map, map_nodes, parse_nodes, pos_dtype
+from ._module import GraphBuilder
 from ._select import chunk_budget, empty_graph, make_graph, rank_in_query
 from .base import ImageGraph
+from .options import SelectionOptions
 from .similarity import knn_features
 
 
@@ -71,9 +72,11 @@ def knn_graph(x: Tensor, k: int, *, dilation: int = 1, batch: Optional[Tensor] =
         - **input:** ``(B, C, H, W)`` or ``(N, C)``, ``batch (N,)``
         - **output:** ``edge_index (2, E)`` with ``E <= N * k``
     """
-    check_int("k", k, 1)
+    # the selection keywords it shares with the block builders, checked in one place
+    SelectionOptions(k=k, similarity=similarity, backend=backend, pos_weight=pos_weight,
+                     pos_scale=pos_scale, chunk_elements=chunk_elements,
+                     check_finite=check_finite, return_blocks=False)
     check_int("dilation", dilation, 1)
-    check_similarity(similarity)
     if isinstance(x, Tensor) and x.dim() == 4:
         if batch is not None or pos is not None:
             raise ValueError("batch and pos are for node input (N, C); a feature map "
@@ -112,8 +115,13 @@ def knn_graph(x: Tensor, k: int, *, dilation: int = 1, batch: Optional[Tensor] =
     return make_graph(out[1], ptr, pos, pos)
 
 
-class KNNGraph(torch.nn.Module):
-    r"""Module form of :func:`knn_graph` (no parameters).
+class DilatedKNNGraph(GraphBuilder):
+    r"""Module form of :func:`knn_graph`, ViG's dilated k-NN graph over the features
+    (no parameters).
+
+    Formerly ``KNNGraph``, a name that shadowed PyG's transform
+    :class:`torch_geometric.transforms.KNNGraph` (a k-NN graph over positions);
+    ``pyg_glic.graph.KNNGraph`` still works for one release and warns.
 
     Args:
         k (int): neighbours per node.
@@ -121,18 +129,15 @@ class KNNGraph(torch.nn.Module):
         **kwargs: the keyword arguments of :func:`knn_graph`.
     """
 
+    builder = staticmethod(knn_graph)
+    arg_names = ("k", "dilation")
+
     def __init__(self, k: int = 9, dilation: int = 1, **kwargs):
-        super().__init__()
+        super().__init__(**kwargs)
         self.k = k
         self.dilation = dilation
-        self.kwargs = kwargs
 
     def forward(self, x: Tensor, batch: Optional[Tensor] = None, **kwargs) -> ImageGraph:
-        kw = {**self.kwargs, **kwargs}
         if batch is not None:
-            kw["batch"] = batch
-        return knn_graph(x, self.k, dilation=self.dilation, **kw)
-
-    def extra_repr(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return f"k={self.k}, dilation={self.dilation}{extra}"
+            kwargs["batch"] = batch
+        return self.build(x, **kwargs)

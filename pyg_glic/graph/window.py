@@ -6,16 +6,12 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .. import typing as _t
-from ..convert.csr import degree_to_ptr
-from ..ops.knn import knn
-from ._blocks import grid_positions, node_to_block, window_blocks
-from ._checks import (as_map, check_degree_bounds, check_int, check_k, check_map,
-                      check_similarity, map_nodes, node_scores, pos_dtype)
-from ._select import (chunk_budget, empty_graph, make_graph, mask_from_edges,
-                      place_ranked, rank_in_query, target_degrees)
-from .base import CandidateBlocks, ImageGraph
-from .similarity import knn_features
+from ._blocks import window_blocks
+from ._checks import as_map, check_int, check_map
+from ._module import GraphBuilder
+from ._select import graph_in_blocks
+from .base import ImageGraph
+from .options import SelectionOptions
 
 
 @torch.no_grad()
@@ -32,9 +28,10 @@ def window_graph(x: Tensor, k: int, *, window: int = 8, adaptive: bool = False,
     from the top-left corner); every node is a query whose candidates are the
     nodes of its own window (itself included), ranked by
     :mod:`~pyg_glic.graph.similarity`. The search runs through
-    :func:`pyg_glic.ops.knn` with one batch id per image and window, so both
-    k-NN backends work. A map whose sides are not multiples of ``window`` gets
-    clipped windows at the right and bottom border: their nodes have fewer
+    :func:`pyg_glic.ops.knn` with one batch id per image and window (whatever
+    the backend: the candidates are the queries, no copy is made). A map whose
+    sides are not multiples of ``window`` gets clipped windows at the right and
+    bottom border: their nodes have fewer
     candidates and keep ``min(k, candidates)`` neighbours; a window larger than
     the map is one clipped window (a full k-NN graph per image).
 
@@ -79,48 +76,18 @@ def window_graph(x: Tensor, k: int, *, window: int = 8, adaptive: bool = False,
     x = as_map(x, size)
     B, C, H, W = check_map(x, check_finite=check_finite)
     check_int("window", window, 1)
-    check_similarity(similarity)
-    adaptive = adaptive or score is not None
-    K = window * window
-    check_k(k, K, f"window graph (window={window})")
-    if adaptive:
-        k_min, k_max = check_degree_bounds(k, k_min, k_max, K)
-    backend = _t.resolve_backend("knn", backend, x.device)
-    N = B * H * W
-    pos = grid_positions(B, H, W, x.device, pos_dtype(x))
+    options = SelectionOptions(
+        k=k, adaptive=adaptive or score is not None, k_min=k_min, k_max=k_max,
+        similarity=similarity, backend=backend, pos_weight=pos_weight, pos_scale=pos_scale,
+        redistribute=redistribute, chunk_elements=chunk_elements, check_finite=check_finite,
+        return_blocks=return_blocks,
+    ).for_candidates(window * window, f"window graph (window={window})")
     qidx = window_blocks(B, H, W, window, x.device)
-    blocks = None
-    if N == 0:
-        if return_blocks:
-            blocks = CandidateBlocks(qidx, qidx, torch.zeros(qidx.size(0), K, K,
-                                                             dtype=torch.bool, device=x.device))
-        return empty_graph(N, N, pos, pos, blocks)
-    blk, _ = node_to_block(qidx, N)
-    cap = (qidx >= 0).sum(1)[blk]
-    degree = target_degrees(k, cap, blk, adaptive=adaptive, score=node_scores(x, score, adaptive),
-                            k_min=k_min, k_max=k_max, redistribute=redistribute)
-    ptr = degree_to_ptr(degree)
-
-    scale = float(pos_scale) if pos_scale is not None else float(max(H, W))
-    feats = knn_features(map_nodes(x), similarity, pos, pos_weight, scale)
-    perm = qidx[qidx >= 0]  # nodes in window-major order: sorted batch ids for knn
-    bid = blk[perm]
-    kk = int(degree.max())
-    if kk == 0:
-        src = torch.empty(0, dtype=torch.long, device=x.device)
-    else:
-        f = feats[perm]
-        kw = dict(chunk_elements=chunk_budget(chunk_elements, x.device))
-        out = knn(f, f, kk, bid, bid, backend=backend, **kw)
-        rank = rank_in_query(out[0], perm.numel())
-        src = place_ranked(perm[out[1]], perm[out[0]], rank, degree, ptr)
-    if return_blocks:
-        dst = torch.arange(N, device=x.device).repeat_interleave(degree, output_size=src.numel())
-        blocks = CandidateBlocks(qidx, qidx, mask_from_edges(qidx, qidx, src, dst, N, N))
-    return make_graph(src, ptr, pos, pos, blocks=blocks)
+    # candidates = the window's own queries (cand_index is query_index)
+    return graph_in_blocks(x, qidx, qidx, options, score=score)
 
 
-class WindowGraph(torch.nn.Module):
+class WindowGraph(GraphBuilder):
     r"""Module form of :func:`window_graph` (no parameters).
 
     Args:
@@ -129,18 +96,10 @@ class WindowGraph(torch.nn.Module):
         **kwargs: the keyword arguments of :func:`window_graph`.
     """
 
+    builder = staticmethod(window_graph)
+    arg_names = ("k", "window")
+
     def __init__(self, k: int, window: int = 8, **kwargs):
-        super().__init__()
+        super().__init__(**kwargs)
         self.k = k
         self.window = window
-        self.kwargs = kwargs
-
-    def forward(self, x: Tensor, score: Optional[Tensor] = None) -> ImageGraph:
-        kw = dict(self.kwargs)
-        if score is not None:
-            kw["score"] = score
-        return window_graph(x, self.k, window=self.window, **kw)
-
-    def extra_repr(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return f"k={self.k}, window={self.window}{extra}"

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pyg_glic.graph import KNNGraph, knn_graph
+from pyg_glic.graph import DilatedKNNGraph, knn_graph
 from pyg_glic.typing import WITH_TORCH_CLUSTER
 
 from graph_refs import check_invariants, graph_lists, knn_ref
@@ -66,9 +66,33 @@ def test_vig_ti_graph():
     g = knn_graph(x, 9, dilation=2)
     assert g.num_edges == 2 * 196 * 9
     assert bool((g.edge_index[0] == g.edge_index[1])[g.ptr[:-1]].all())  # self first
-    m = KNNGraph(9, dilation=2)
-    assert repr(m) == "KNNGraph(k=9, dilation=2)"
+    m = DilatedKNNGraph(9, dilation=2)
+    assert repr(m) == "DilatedKNNGraph(k=9, dilation=2)"
     assert torch.equal(m(x).edge_index, g.edge_index)
+
+
+def test_knn_graph_alias_is_deprecated():
+    import pyg_glic.graph as graph
+
+    with pytest.warns(DeprecationWarning, match="DilatedKNNGraph"):
+        cls = graph.KNNGraph
+    assert cls is DilatedKNNGraph
+    with pytest.warns(DeprecationWarning, match="torch_geometric.transforms.KNNGraph"):
+        from pyg_glic.graph import KNNGraph
+    assert KNNGraph is DilatedKNNGraph
+    assert "KNNGraph" not in graph.__all__ and "DilatedKNNGraph" in graph.__all__
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchGraph'"):
+        graph.NoSuchGraph
+
+
+def test_module_passes_batch_and_keywords():
+    x = torch.randn(7, 3)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    m = DilatedKNNGraph(2, similarity="cosine")
+    assert repr(m) == "DilatedKNNGraph(k=2, dilation=1, similarity='cosine')"
+    a = m(x, batch, size=None, pos=torch.rand(7, 2))
+    assert a.num_edges == 14
+    assert not list(m.parameters())
 
 
 @pytest.mark.skipif(not WITH_TORCH_CLUSTER, reason=NO_CLUSTER)
