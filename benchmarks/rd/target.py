@@ -7,14 +7,16 @@ against JPEG of at most -10% over at least 80% overlap?
         [--weights FILE]
 
 ``OUT`` is a results folder of ``pyg-glic eval`` (its ``results.json``: the mean
-bpp and PSNR-RGB of every curve over the same images). Both curves are cut to the
-window: the points inside it, plus each end of the window where the curve spans it
-(PSNR interpolated linearly in log-bpp between the two neighbouring points; nothing
-is extrapolated, so a curve that does not reach an end covers less of the window).
-The BD-rate of the cut curves (the report's interpolation method) runs over their
-common PSNR range; the overlap is that range over the union of both. Per point: the
-codec's PSNR minus the anchor's at the same bpp (the same log-bpp interpolation of
-the anchor's sweep). ``--shipped`` (a campaign ``shipped.json``) adds the training
+bpp and PSNR-RGB of every curve over the same images). The window fixes a quality
+range: the PSNR the anchor reaches from the window's low end to its high end (its
+points inside the window plus both ends, interpolated linearly in log-bpp between
+neighbouring points; nothing is extrapolated). The BD-rate (the report's
+interpolation method) compares the codec's whole curve with the anchor's cut one,
+so it runs over the part of that quality range the codec also covers; the
+**overlap** is that part's share of the range (1.0 when the codec's points span
+the quality JPEG has at the window's ends). Per point: the codec's PSNR minus the
+anchor's at the same bpp (the same log-bpp interpolation of the anchor's sweep),
+for every codec point inside the window. ``--shipped`` (a campaign ``shipped.json``) adds the training
 budget of the weights. Writes ``OUT/target.json`` and ``OUT/target.md``; exit 0 when
 the target holds, 1 when it does not.
 """
@@ -76,9 +78,15 @@ def check(results: Dict, codec: str, anchor: str, window: Tuple[float, float],
     rc, dc = _curve(results, codec)
     ra, da = _curve(results, anchor)
     method = results.get("bd_method", "cubic")
-    cr, cd = cut(rc, dc, lo, hi)
     ar, ad = cut(ra, da, lo, hi)
-    bd = bd_rate(ar, ad, cr, cd, method=method)
+    if ar.size < 2 or ar[0] != lo or ar[-1] != hi:
+        raise SystemExit(f"error: the {anchor} sweep does not span {lo:g}-{hi:g} bpp "
+                         f"(it covers {ra[0]:.3f}-{ra[-1]:.3f})")
+    bd = bd_rate(ar, ad, rc, dc, method=method)
+    span = float(ad[-1] - ad[0])
+    overlap = 0.0
+    if bd.overlap_db is not None and span > 0:
+        overlap = (bd.overlap_db[1] - bd.overlap_db[0]) / span
     points: List[Dict] = []
     for r, d in zip(rc, dc):
         if lo <= r <= hi:
@@ -89,9 +97,10 @@ def check(results: Dict, codec: str, anchor: str, window: Tuple[float, float],
     margins = [p["margin_db"] for p in points]
     every = bool(points) and all(m is not None and m > 0 for m in margins)
     bd_ok = bd.ok and bd.value <= max_bd
-    overlap_ok = bd.ok and bd.overlap_fraction >= min_overlap
+    overlap_ok = bd.ok and overlap >= min_overlap
     return {"codec": codec, "anchor": anchor, "window_bpp": [lo, hi], "method": method,
-            "bd_rate": bd.to_dict(), "points": points,
+            "quality_range_db": [round(float(ad[0]), 3), round(float(ad[-1]), 3)],
+            "overlap": round(overlap, 4), "bd_rate": bd.to_dict(), "points": points,
             "criteria": {"better_at_every_point": every,
                          f"bd_rate_at_most_{max_bd:g}%": bd_ok,
                          f"overlap_at_least_{min_overlap:g}": overlap_ok},
@@ -105,11 +114,14 @@ def markdown(rep: Dict, budget: Optional[Dict], images: int, dataset: str) -> st
         bd_txt = f"n/a ({bd['reason']})"
     else:
         o = bd["overlap_db"]
-        bd_txt = (f"{bd['value']:+.2f}% over {o[0]:.2f}-{o[1]:.2f} dB "
-                  f"(overlap {100 * bd['overlap_fraction']:.0f}%)")
+        q = rep["quality_range_db"]
+        bd_txt = (f"{bd['value']:+.2f}% over {o[0]:.2f}-{o[1]:.2f} dB, "
+                  f"{100 * rep['overlap']:.0f}% of the {q[0]:.2f}-{q[1]:.2f} dB "
+                  f"{rep['anchor']} reaches in the window")
     lines = [f"# Target check: {rep['codec']} against {rep['anchor']} in {lo:g}-{hi:g} bpp", "",
-             f"{images} images of {dataset}; BD-rate ({rep['method']}) of both curves cut "
-             f"to the window (ends interpolated in log-bpp, nothing extrapolated).", "",
+             f"{images} images of {dataset}; BD-rate ({rep['method']}) over the quality "
+             f"range {rep['anchor']} spans in the window (its ends interpolated in log-bpp, "
+             f"nothing extrapolated).", "",
              f"- BD-rate against {rep['anchor']}: **{bd_txt}**"]
     for k, v in rep["criteria"].items():
         lines.append(f"- {k.replace('_', ' ')}: {'yes' if v else '**no**'}")

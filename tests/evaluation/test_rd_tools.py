@@ -1,0 +1,149 @@
+r"""benchmarks/rd/target.py (the trained-codec target on a report) and
+benchmarks/rd/ab_eval.py (A/B of the recipe pieces that cost no training)."""
+import contextlib
+import importlib.util
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = ROOT / "benchmarks" / "rd" / "target.py"
+AB = ROOT / "benchmarks" / "rd" / "ab_eval.py"
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(f"_rd_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _target(*args):
+    r"""target.py's ``main`` in this process: ``(exit status, stderr)``."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = _load(TARGET).main([str(a) for a in args])
+        except SystemExit as e:
+            rc = e.code
+    return rc, err.getvalue()
+
+
+def _jpeg(bpp):  # a smooth, JPEG-like curve: PSNR rises 4.8 dB per e-fold of rate
+    return 30.0 + 4.8 * np.log(np.asarray(bpp) / 0.5)
+
+
+def _results(tmp_path, codec_bpp, codec_psnr):
+    jb = np.geomspace(0.1, 2.0, 15)
+    res = {"images": ["a.png", "b.png"], "dataset": "kodak", "bd_method": "cubic",
+           "curves": [{"name": "glic-lite", "results": {"bpp": list(codec_bpp),
+                                                       "psnr-rgb": list(codec_psnr)}},
+                      {"name": "JPEG", "results": {"bpp": list(jb),
+                                                  "psnr-rgb": list(_jpeg(jb))}}]}
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps(res))
+    return out
+
+
+@pytest.mark.parametrize("saving,holds", [(0.2, True), (0.05, False), (-0.1, False)])
+def test_target_on_curves_with_a_known_bd_rate(tmp_path, saving, holds):
+    # the codec spends (1 - saving) x JPEG's rate at every PSNR: its BD-rate against
+    # JPEG is -saving exactly, whatever the window; points reach beyond the window
+    psnr = _jpeg(np.geomspace(0.15, 1.6, 7))
+    rate = (1 - saving) * 0.5 * np.exp((psnr - 30.0) / 4.8)
+    out = _results(tmp_path, rate, psnr)
+    rc, err = _target(out)
+    assert rc == (0 if holds else 1), err
+    rep = json.loads((out / "target.json").read_text())
+    assert rep["bd_rate"]["value"] == pytest.approx(-100 * saving, abs=0.3)
+    assert rep["holds"] is holds
+    inside = [b for b in rate if 0.25 <= b <= 1.0]
+    assert [p["bpp"] for p in rep["points"]] == pytest.approx(inside, abs=1e-4)
+    for p in rep["points"]:  # margin at equal rate: 4.8 ln(1 / (1 - saving)) dB
+        assert p["margin_db"] == pytest.approx(-4.8 * math.log(1 - saving), abs=2e-3)
+    assert rep["overlap"] == pytest.approx(1.0)  # the codec spans JPEG's window quality
+    assert rep["quality_range_db"] == pytest.approx([_jpeg(0.25), _jpeg(1.0)], abs=1e-3)
+    assert "target holds" in (out / "target.md").read_text()
+
+
+def test_target_cut_interpolates_the_ends_and_never_extrapolates():
+    t = _load(TARGET)
+    rate, psnr = np.array([0.2, 0.4, 0.8]), np.array([28.0, 31.0, 34.0])
+    r, d = t.cut(rate, psnr, 0.25, 1.0)
+    # 0.25 lies between 0.2 and 0.4: linear in log-bpp; 1.0 is beyond the curve: absent
+    w = math.log(0.25 / 0.2) / math.log(0.4 / 0.2)
+    assert list(r) == [0.25, 0.4, 0.8]
+    assert d[0] == pytest.approx(28.0 + 3.0 * w) and list(d[1:]) == [31.0, 34.0]
+    assert t.psnr_at(rate, psnr, 1.0) is None and t.psnr_at(rate, psnr, 0.1) is None
+
+
+def test_target_overlap_is_the_share_of_the_window_quality_covered(tmp_path):
+    # a codec whose points stop at JPEG's quality at 0.6 bpp covers part of the range
+    # JPEG spans in 0.25-1.0 bpp: ln(0.6/0.25) / ln(1/0.25) of it
+    psnr = _jpeg(np.geomspace(0.15, 0.6, 5))
+    out = _results(tmp_path, 0.8 * 0.5 * np.exp((psnr - 30.0) / 4.8), psnr)
+    assert _target(out)[0] == 1
+    rep = json.loads((out / "target.json").read_text())
+    assert rep["overlap"] == pytest.approx(math.log(0.6 / 0.25) / math.log(4), abs=1e-3)
+    assert rep["criteria"]["overlap_at_least_0.8"] is False
+    assert rep["bd_rate"]["value"] == pytest.approx(-20, abs=0.3)
+
+
+def test_target_refuses_a_missing_report_and_other_weights(tmp_path):
+    rc, err = _target(tmp_path)
+    assert rc == 2 and "results.json" in err
+    out = _results(tmp_path, [0.3, 0.5, 0.7, 0.9], [28.0, 30.0, 31.5, 32.5])
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"step": 1, "cpu_hours": 1.0, "weights": "ema",
+                                   "sha256": "0" * 64}))
+    w = tmp_path / "w.pt"
+    w.write_bytes(b"weights")
+    rc, err = _target(out, "--shipped", shipped, "--weights", w)
+    assert rc == 2 and "is not the file" in err
+    assert not (out / "target.json").exists()
+
+
+def test_ab_eval_codes_four_variants(tmp_path, make_images):
+    # a glic-tiny checkpoint whose raw weights are the EMA's plus noise: the EMA
+    # variants code the EMA weights (as curve.py does), the raw ones differ
+    from pyg_glic.models.glic import glic_model
+    from pyg_glic.training.checkpoint import CHECKPOINT_VERSION
+    from pyg_glic.training.models import CHECKPOINT_FORMAT
+
+    torch.manual_seed(0)
+    sd = {k: v.detach().clone() for k, v in glic_model("glic-tiny").state_dict().items()}
+    ema = {k: v.float().clone() for k, v in sd.items() if v.is_floating_point()}
+    for k, v in sd.items():
+        if v.is_floating_point() and not k.endswith("quantiles"):
+            sd[k] = v + 0.05 * torch.randn_like(v)
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": 7,
+                "args": {"config": "glic-tiny", "quality": 3, "steps": 100}, "model": sd,
+                "ema": ema, "ema_updates": 7, "cpu_seconds": 1800.0}, ckpt)
+    paths = make_images(tmp_path / "kodak", [(64, 64)])
+    paths[0].rename(paths[0].with_name("kodim01.png"))
+    r = subprocess.run([sys.executable, str(AB), str(ckpt), "--kodak", str(tmp_path / "kodak"),
+                        "--images", "01", "--qualities", "1,2,4,6", "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "ab_eval_step7.json").read_text())
+    assert [(v["weights"], v["update_quantiles"]) for v in rep["variants"]] == [
+        ("ema", True), ("ema", False), ("raw", True), ("raw", False)]
+    assert rep["step"] == 7 and rep["cpu_hours"] == 0.5
+    ema_v, raw_v = rep["variants"][0], rep["variants"][2]
+    assert [x["bpp"] for x in ema_v["rates"]] != [x["bpp"] for x in raw_v["rates"]]
+    for v in rep["variants"]:
+        assert len(v["rates"]) == 4 and all(x["bpp"] > 0 for x in v["rates"])
+        assert v["gain_vs_jpeg_db"] == pytest.approx(
+            np.mean([x["psnr"] - x["jpeg_psnr"] for x in v["rates"]]), abs=2e-3)
+    assert set(rep["bd_rate_with_vs_without"]) == {"EMA (ema vs raw)",
+                                                   "quantile refresh (refreshed vs trained)"}
+    assert "| ema weights, refreshed quantiles |" in (tmp_path / "ab_eval_step7.md").read_text()
