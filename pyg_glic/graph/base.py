@@ -22,11 +22,16 @@ class CandidateBlocks:
         query_index (LongTensor): ``(nb, Q)`` target node ids, ``-1`` for padding.
         cand_index (LongTensor): ``(nb, K)`` source node ids, ``-1`` for padding.
         mask (BoolTensor): ``(nb, Q, K)``, ``True`` where the pair is an edge.
+        edge_slots (tuple, optional): a cache, not an input: where each edge of the
+            graph sits in the blocks, ``(edge_index, num_dst, slots)`` as
+            :func:`pyg_glic.nn.attention.blocked.block_edge_slots` last computed it
+            (EdgeIndex caches the CSR pointer and transpose, not block slots).
     """
 
     query_index: Tensor
     cand_index: Tensor
     mask: Tensor
+    edge_slots: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
 
     def to(self, device) -> "CandidateBlocks":
         return CandidateBlocks(self.query_index.to(device), self.cand_index.to(device),

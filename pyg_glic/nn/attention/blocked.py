@@ -52,14 +52,12 @@ def block_edge_slots(blocks, edge_index: Tensor, num_dst: int
     # Keyed by the identity of the plain edge tensor, which for an ImageGraph is
     # its EdgeIndex's data (``as_tensor()``, the same object on every call). One
     # tuple assignment: a concurrent reader sees the old entry or the new one.
-    cache = getattr(blocks, "_pyg_glic_slots", None)
+    cache = getattr(blocks, "edge_slots", None)  # a CandidateBlocks field; duck-typed
     if cache is not None and cache[0] is edge_index and cache[1] == num_dst:
         return cache[2]
     res = _block_edge_slots(blocks.query_index, blocks.cand_index, edge_index, num_dst)
-    try:
-        blocks._pyg_glic_slots = (edge_index, num_dst, res)
-    except Exception:  # pragma: no cover - frozen container
-        pass
+    if hasattr(blocks, "edge_slots"):
+        blocks.edge_slots = (edge_index, num_dst, res)
     return res
 
 

@@ -168,3 +168,19 @@ def test_chunked_inference_equals_sparse(gen, monkeypatch):
     nb = graph.blocks.query_index.size(0)
     assert nb > 1 and chunks == [1] * nb  # the dense run went block by block
     torch.testing.assert_close(outs[0], outs[1], atol=1e-10, rtol=1e-10)
+
+
+def test_block_slots_are_computed_once_per_graph(monkeypatch):
+    # the slots live in CandidateBlocks.edge_slots (a declared field, not in repr or
+    # ==): the layers of a stage share one computation; another edge tensor recomputes
+    g = halo_graph(torch.randn(1, 4, 8, 8), 6, window=4, halo=1)
+    calls = []
+    real = blocked._block_edge_slots
+    monkeypatch.setattr(blocked, "_block_edge_slots",
+                        lambda *a: calls.append(1) or real(*a))
+    ei = g.edge_index.as_tensor()
+    first = block_edge_slots(g.blocks, ei, g.num_dst)
+    assert block_edge_slots(g.blocks, ei, g.num_dst) is first and len(calls) == 1
+    assert g.blocks.edge_slots[2] is first and "edge_slots" not in repr(g.blocks)
+    block_edge_slots(g.blocks, ei.clone(), g.num_dst)
+    assert len(calls) == 2
