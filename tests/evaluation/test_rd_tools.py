@@ -147,3 +147,29 @@ def test_ab_eval_codes_four_variants(tmp_path, make_images):
     assert set(rep["bd_rate_with_vs_without"]) == {"EMA (ema vs raw)",
                                                    "quantile refresh (refreshed vs trained)"}
     assert "| ema weights, refreshed quantiles |" in (tmp_path / "ab_eval_step7.md").read_text()
+
+
+def test_extrapolate_recovers_a_known_curve(tmp_path):
+    # margins that follow m = 1 - 2 / t exactly at q3 (and a + b ln t at q4.5): the fits
+    # recover the parameters and the hours at which each reaches +0.5 dB
+    ex = _load(ROOT / "benchmarks" / "rd" / "extrapolate.py")
+    rows = ["utc,step,total_steps,cpu_hours,weights,bpp_q3,psnr_q3,jpeg_psnr_q3,"
+            "bpp_q4.5,psnr_q4.5,jpeg_psnr_q4.5"]
+    for i, t in enumerate([1.0, 2.0, 4.0, 8.0]):
+        m3, m45 = 1 - 2 / t, -1 + 0.5 * math.log(t)
+        rows.append(f"x,{i},9,{t},ema,0.5,{30 + m3},30,0.9,{33 + m45},33")
+    csv_path = tmp_path / "curve.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "ex"
+    assert ex.main(["--csv", str(csv_path), "--out", str(out), "--at", "16"]) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    q3, q45 = rep["rates"]
+    inv = q3["fits"]["inverse"]
+    assert (inv["a"], inv["b"]) == (pytest.approx(1.0), pytest.approx(2.0))
+    assert inv["hours_to_target"] == pytest.approx(4.0) and inv["rms_db"] < 1e-9
+    assert inv["at"]["16"] == pytest.approx(1 - 2 / 16, abs=1e-3)
+    lg = q45["fits"]["log"]
+    assert (lg["a"], lg["b"]) == (pytest.approx(-1.0), pytest.approx(0.5))
+    assert lg["hours_to_target"] == pytest.approx(math.exp(3.0))
+    # the summary waits for the slowest in-window rate
+    assert rep["hours_to_target_log"] == pytest.approx(max(math.exp(3.0), 8.0))
