@@ -16,7 +16,10 @@ so it runs over the part of that quality range the codec also covers; the
 **overlap** is that part's share of the range (1.0 when the codec's points span
 the quality JPEG has at the window's ends). Per point: the codec's PSNR minus the
 anchor's at the same bpp (the same log-bpp interpolation of the anchor's sweep),
-for every codec point inside the window. ``--shipped`` (a campaign ``shipped.json``) adds the training
+for every codec point inside the window. Between the points, the same log-bpp
+interpolation of both curves on a fine grid gives the margin along the window
+(``along_window``: its smallest value and where the codec is below the anchor): a
+stricter reading than the points, reported beside the criteria, not one of them. ``--shipped`` (a campaign ``shipped.json``) adds the training
 budget of the weights. Writes ``OUT/target.json`` and ``OUT/target.md``; exit 0 when
 the target holds, 1 when it does not.
 """
@@ -94,6 +97,15 @@ def check(results: Dict, codec: str, anchor: str, window: Tuple[float, float],
             points.append(dict(bpp=round(float(r), 4), psnr=round(float(d), 3),
                                anchor_psnr=None if ref is None else round(ref, 3),
                                margin_db=None if ref is None else round(float(d) - ref, 3)))
+    grid = np.geomspace(max(lo, rc[0]), min(hi, rc[-1]), 400) if rc[0] < hi and rc[-1] > lo \
+        else np.array([])
+    along = [(float(b), psnr_at(rc, dc, float(b)) - psnr_at(ra, da, float(b))) for b in grid]
+    below = [b for b, m in along if m <= 0]
+    along_window = {"bpp_range": [round(float(grid[0]), 4), round(float(grid[-1]), 4)]
+                    if grid.size else None,
+                    "min_margin_db": round(min(m for _, m in along), 3) if along else None,
+                    "below_anchor_bpp": [round(min(below), 4), round(max(below), 4)]
+                    if below else None}
     margins = [p["margin_db"] for p in points]
     every = bool(points) and all(m is not None and m > 0 for m in margins)
     bd_ok = bd.ok and bd.value <= max_bd
@@ -101,6 +113,7 @@ def check(results: Dict, codec: str, anchor: str, window: Tuple[float, float],
     return {"codec": codec, "anchor": anchor, "window_bpp": [lo, hi], "method": method,
             "quality_range_db": [round(float(ad[0]), 3), round(float(ad[-1]), 3)],
             "overlap": round(overlap, 4), "bd_rate": bd.to_dict(), "points": points,
+            "along_window": along_window,
             "criteria": {"better_at_every_point": every,
                          f"bd_rate_at_most_{max_bd:g}%": bd_ok,
                          f"overlap_at_least_{min_overlap:g}": overlap_ok},
@@ -126,6 +139,14 @@ def markdown(rep: Dict, budget: Optional[Dict], images: int, dataset: str) -> st
     for k, v in rep["criteria"].items():
         lines.append(f"- {k.replace('_', ' ')}: {'yes' if v else '**no**'}")
     lines.append(f"- target holds: **{'yes' if rep['holds'] else 'no'}**")
+    aw = rep["along_window"]
+    if aw["bpp_range"] is not None:
+        where = ("never below it" if aw["below_anchor_bpp"] is None else
+                 f"below it from {aw['below_anchor_bpp'][0]:.3f} to "
+                 f"{aw['below_anchor_bpp'][1]:.3f} bpp")
+        lines.append(f"- between the points (both curves interpolated in log-bpp over "
+                     f"{aw['bpp_range'][0]:.3f}-{aw['bpp_range'][1]:.3f} bpp): smallest margin "
+                     f"{aw['min_margin_db']:+.2f} dB, {where}")
     if budget:
         lines.append(f"- weights: campaign step {budget['step']}, {budget['cpu_hours']:.2f} "
                      f"CPU-hours on {budget.get('device', 'the CPU')}, {budget['weights']} "

@@ -70,6 +70,9 @@ def test_target_on_curves_with_a_known_bd_rate(tmp_path, saving, holds):
     for p in rep["points"]:  # margin at equal rate: 4.8 ln(1 / (1 - saving)) dB
         assert p["margin_db"] == pytest.approx(-4.8 * math.log(1 - saving), abs=2e-3)
     assert rep["overlap"] == pytest.approx(1.0)  # the codec spans JPEG's window quality
+    aw = rep["along_window"]
+    assert aw["min_margin_db"] == pytest.approx(-4.8 * math.log(1 - saving), abs=2e-3)
+    assert aw["below_anchor_bpp"] == (None if saving > 0 else [0.25, 1.0])
     assert rep["quality_range_db"] == pytest.approx([_jpeg(0.25), _jpeg(1.0)], abs=1e-3)
     assert "target holds" in (out / "target.md").read_text()
 
