@@ -22,7 +22,9 @@ from typing import Dict, List, Tuple
 #: Fields that are measured, not configured (never part of a row's identity).
 MEASURED = {"time_ms_median", "times_ms", "first_call_ms", "peak_mib", "memory_method",
             "index_cache_mib", "graph_build_ms", "block_slots_ms", "edges", "mean_degree",
-            "density", "target_reached", "threshold", "skipped"}
+            "density", "target_reached", "threshold", "skipped", "max_abs_diff_vs_sparse",
+            "max_abs_diff_vs_dense", "max_abs_diff", "best", "chose", "max_node_degree",
+            "nodes_without_edges", "threshold_param"}
 
 
 def _key(row: Dict) -> Tuple:
