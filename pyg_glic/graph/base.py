@@ -137,14 +137,20 @@ class ImageGraph:
         return self
 
 
+def is_edge_list(edge_index) -> bool:
+    r"""Whether ``edge_index`` is a strided ``(2, E)`` integer tensor (an
+    :class:`~torch_geometric.EdgeIndex` or a plain tensor; not a sparse matrix)."""
+    return (isinstance(edge_index, Tensor) and edge_index.layout == torch.strided
+            and edge_index.dim() == 2 and edge_index.size(0) == 2
+            and edge_index.dtype in (torch.int32, torch.int64))
+
+
 def _as_target_sorted(edge_index, ptr, num_src: int, num_dst: int):
     # The builders' edges are sorted by target and come with their pointer: wrap
     # them as PyG's EdgeIndex (no copy, no sort) and hand it the pointer, so that
     # edge_index.get_indptr() is ptr. Anything that is not a (2, E) integer tensor
     # is left as it is (validate() names what is wrong).
-    if not (isinstance(edge_index, Tensor) and edge_index.layout == torch.strided
-            and edge_index.dim() == 2 and edge_index.size(0) == 2
-            and edge_index.dtype in (torch.int32, torch.int64)):
+    if not is_edge_list(edge_index):
         return edge_index
     size = (num_src, num_dst)
     if isinstance(edge_index, EdgeIndex):

@@ -164,7 +164,7 @@ class ViGGrapher(Grapher):
         pooled = self.graph_builder.pool(h)
         if graph is None:
             graph = self.graph_builder(h, pooled)
-        edge_index, _, edge_weight, _ = unpack_graph(graph)
+        edge_index, _, edge_weight = unpack_graph(graph)
         dst = map_to_nodes(h)[0]
         inp = dst if pooled is None else (map_to_nodes(pooled)[0], dst)
         if self.takes_edge_weight:

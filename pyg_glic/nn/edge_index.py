@@ -27,18 +27,11 @@ import torch
 from torch import Tensor
 from torch_geometric import EdgeIndex
 
+from ..graph.base import is_edge_list
 from .attention.contract import csr_transpose
 
 __all__ = ["target_sorted", "target_ptr", "target_transpose", "is_edge_list",
            "check_deprecated_ptr"]
-
-
-def is_edge_list(edge_index) -> bool:
-    r"""Whether ``edge_index`` is a strided ``(2, E)`` integer tensor (an
-    :class:`~torch_geometric.EdgeIndex` or a plain tensor; not a sparse matrix)."""
-    return (isinstance(edge_index, Tensor) and edge_index.layout == torch.strided
-            and edge_index.dim() == 2 and edge_index.size(0) == 2
-            and edge_index.dtype in (torch.int32, torch.int64))
 
 
 def target_sorted(edge_index: Tensor, num_src: int, num_dst: int

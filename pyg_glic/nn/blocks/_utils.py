@@ -49,16 +49,16 @@ def map_nodes(x: Tensor) -> Tensor:
     return x.permute(0, 2, 3, 1).reshape(B * H * W, C)
 
 
-def unpack_graph(graph) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
-    r"""``(edge_index, edge_attr, edge_weight, ptr)`` of an
+def unpack_graph(graph) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    r"""``(edge_index, edge_attr, edge_weight)`` of an
     :class:`~pyg_glic.graph.base.ImageGraph`, an ``edge_index`` tensor, or a pair
     ``(edge_index, edge_weight)``."""
     if isinstance(graph, Tensor):
-        return graph, None, None, None
+        return graph, None, None
     if isinstance(graph, (tuple, list)) and len(graph) == 2 and isinstance(graph[0], Tensor):
-        return graph[0], None, graph[1], None
+        return graph[0], None, graph[1]
     if hasattr(graph, "edge_index"):
         return (graph.edge_index, getattr(graph, "edge_attr", None),
-                getattr(graph, "edge_weight", None), getattr(graph, "ptr", None))
+                getattr(graph, "edge_weight", None))
     raise TypeError(f"expected an ImageGraph, an edge_index tensor or (edge_index, "
                     f"edge_weight), got {type(graph).__name__}")

@@ -97,7 +97,7 @@ class GraphAttentionBlock(torch.nn.Module):
         (:func:`~pyg_glic.nn.offsets.compress_offsets`), shared by the layers
         of a stage so that the position MLP runs on the distinct offsets only."""
         B, C, H, W = x.shape
-        edge_index, edge_attr, edge_weight, _ = unpack_graph(graph)
+        edge_index, edge_attr, edge_weight = unpack_graph(graph)
         offset_index = None
         if offsets is not None and edge_attr is not None:
             edge_attr, offset_index = offsets

@@ -131,7 +131,7 @@ class Grapher(torch.nn.Module):
         h = self.fc1(x)
         if graph is None:
             graph = self.build_graph(h)
-        edge_index, _, edge_weight, _ = unpack_graph(graph)
+        edge_index, _, edge_weight = unpack_graph(graph)
         nodes = map_nodes(h)
         if self.takes_edge_weight:
             out = self.conv(nodes, edge_index, edge_weight)

@@ -303,9 +303,8 @@ class GLICAttention(MessagePassing):
         if not isinstance(edge_index, EdgeIndex) or not edge_index.is_sorted_by_col:
             raise TypeError("GLICAttention.message_and_aggregate expects an EdgeIndex "
                             "sorted by target (sort_order='col')")
-        csc = functools.partial(target_transpose, edge_index)
-        return self.attend(q, k, v, bias, edge_index.as_tensor(), edge_index.get_indptr(),
-                           q.size(0), edge_weight, blocks, csc=csc)
+        # attend() reads the pointer and the transpose from the EdgeIndex
+        return self.attend(q, k, v, bias, edge_index, None, q.size(0), edge_weight, blocks)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: OptTensor,
                edge_index: Tensor, ptr: OptTensor, num_dst: int,

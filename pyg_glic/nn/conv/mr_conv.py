@@ -110,10 +110,9 @@ class MRConv(MessagePassing):
             edge_index, _ = target_sorted(edge_index, size[0], size[1])  # no per-edge input
             if ptr is not None:
                 check_deprecated_ptr(type(self).__name__, ptr, edge_index.get_indptr())
-        if isinstance(edge_index, EdgeIndex) and not self.fuse:
+        if isinstance(edge_index, EdgeIndex) and (not self.fuse
+                                                  or torch.compiler.is_compiling()):
             edge_index = edge_index.as_tensor()  # the message-passing form on the edges
-        elif isinstance(edge_index, EdgeIndex) and torch.compiler.is_compiling():
-            edge_index = edge_index.as_tensor()  # compiled: the message-passing form
         # propagate_type: (x: PairTensor)
         out = self.propagate(edge_index, x=x, size=size)
         return self.lin(torch.cat([x[1], out], dim=-1))
