@@ -41,6 +41,20 @@ from benchmarks.rd import curve as C  # noqa: E402  (the curve's measuring funct
 VARIANTS = [("ema", True), ("ema", False), ("raw", True), ("raw", False)]
 
 
+def code_rates(net, rgbs, jpeg_curves, qualities, device) -> List[Dict]:
+    r"""Code every image at every quality for real; per quality the mean bpp and PSNR,
+    JPEG's PSNR at that bpp (interpolated per image, then averaged) and the gain over it."""
+    rates = []
+    for q in qualities:
+        pts = [C.code_learned(net, rgb, q, device) for rgb in rgbs]
+        jp = float(np.mean([C.psnr_at(c, r["bpp"])[0] for c, r in zip(jpeg_curves, pts)]))
+        bpp = float(np.mean([r["bpp"] for r in pts]))
+        psnr = float(np.mean([r["psnr"] for r in pts]))
+        rates.append(dict(quality=q, bpp=round(bpp, 5), psnr=round(psnr, 3),
+                          jpeg_psnr=round(jp, 3), gain_vs_jpeg_db=round(psnr - jp, 3)))
+    return rates
+
+
 def _name(weights: str, quantiles: bool) -> str:
     return f"{weights} weights, {'refreshed' if quantiles else 'trained'} quantiles"
 
@@ -90,15 +104,7 @@ def main(argv=None) -> int:
     for weights, quantiles in VARIANTS:
         net = load_model_file(a.checkpoint, ema=(weights == "ema")).model.eval().to(device)
         net.update(force=True, update_quantiles=quantiles)
-        rates = []
-        for q in qualities:
-            pts = [C.code_learned(net, rgb, q, device) for rgb in rgbs]
-            jp = [C.psnr_at(c, r["bpp"])[0] for c, r in zip(curves, pts)]
-            bpp = float(np.mean([r["bpp"] for r in pts]))
-            psnr = float(np.mean([r["psnr"] for r in pts]))
-            rates.append(dict(quality=q, bpp=round(bpp, 5), psnr=round(psnr, 3),
-                              jpeg_psnr=round(float(np.mean(jp)), 3),
-                              gain_vs_jpeg_db=round(psnr - float(np.mean(jp)), 3)))
+        rates = code_rates(net, rgbs, curves, qualities, device)
         variants.append(dict(name=_name(weights, quantiles), weights=weights,
                              update_quantiles=quantiles, rates=rates,
                              gain_vs_jpeg_db=round(float(np.mean(

@@ -176,3 +176,89 @@ def test_extrapolate_recovers_a_known_curve(tmp_path):
     assert lg["hours_to_target"] == pytest.approx(math.exp(3.0))
     # the summary waits for the slowest in-window rate
     assert rep["hours_to_target_log"] == pytest.approx(max(math.exp(3.0), 8.0))
+
+
+AB_TRAIN = ROOT / "benchmarks" / "rd" / "ab_train.py"
+
+
+def _arm(bpp, psnr):
+    return {"family": "fork", "steps": 4, "cpu_hours": 0.01, "train_loss_last100": 1.0,
+            "gain_vs_jpeg_db": 0.0,
+            "rates": [{"quality": q, "bpp": b, "psnr": p, "jpeg_psnr": p, "gain_vs_jpeg_db": 0.0}
+                      for q, b, p in zip((1.5, 3, 4.5, 6), bpp, psnr)]}
+
+
+def test_ab_train_verdicts_against_the_noise_floor(tmp_path):
+    # arms that are the base curve at scaled rates: the BD-rate of a pure rate scaling s
+    # is s - 1 exactly, so each verdict follows from the scale against the floor's 2%
+    ab = _load(AB_TRAIN)
+    bpp, psnr = np.array([0.3, 0.5, 0.8, 1.1]), [28.0, 30.2, 32.0, 33.1]
+    results = {"base": _arm(bpp, psnr), "base-seed1": _arm(bpp * 1.02, psnr),
+               "constant-lr": _arm(bpp * 1.10, psnr),   # base saves 9.1%: decay helps
+               "no-ortho": _arm(bpp * 1.01, psnr),      # base saves 1%: within the 2% floor
+               "crops-256": _arm(bpp * 1.05, psnr)}     # 5% more bits with 256 crops: hurts
+    a = type("A", (), dict(out=tmp_path / "out", steps=4, scratch_steps=4, scratch_warmup=2,
+                           lr=2.8e-4, threads=1, config="glic-tiny"))()
+    ab.summarise(a, results, [Path("kodim01.png")], [1.5, 3, 4.5, 6],
+                 {"path": "fork.pt", "step": 7, "cpu_hours": 0.5})
+    rep = json.loads((tmp_path / "out" / "ab_train.json").read_text())
+    by = {p["with"] + "/" + p["without"]: p for p in rep["pieces"]}
+    assert by["base-seed1/base"]["bd_rate"]["value"] == pytest.approx(2.0, abs=0.01)
+    assert by["base/constant-lr"]["bd_rate"]["value"] == pytest.approx(100 / 1.1 - 100, abs=0.01)
+    assert [by[k]["verdict"] for k in ("base/constant-lr", "base/no-ortho", "crops-256/base",
+                                       "scratch-warmup/scratch-no-warmup")] == [
+        "helps", "within noise", "hurts", None]
+    md = (tmp_path / "out" / "ab_train.md").read_text()
+    assert "| learning-rate warm-up | scratch-warmup | scratch-no-warmup | not run |" in md
+
+
+@pytest.mark.slow  # two short trainings and eight codings: about 35 s
+def test_ab_train_trains_codes_and_resumes_arms(tmp_path, make_images):
+    # two 4-step glic-tiny arms forked from one checkpoint: each trains with its own
+    # settings from the fork's weights, is coded at every rate, and is neither trained
+    # nor coded again by a second call
+    from pyg_glic.models.glic import glic_model
+    from pyg_glic.training.checkpoint import CHECKPOINT_VERSION
+    from pyg_glic.training.models import CHECKPOINT_FORMAT
+
+    torch.manual_seed(0)
+    sd = glic_model("glic-tiny").state_dict()
+    fork = tmp_path / "fork.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": 7,
+                "args": {"config": "glic-tiny", "quality": 3, "steps": 100}, "model": sd,
+                "ema": {k: v.float() for k, v in sd.items() if v.is_floating_point()},
+                "ema_updates": 7, "cpu_seconds": 1800.0}, fork)
+    for d in ("bsds500/train", "bsds500/test", "sun_hays80"):
+        make_images(tmp_path / "train" / d, [(160, 160)], seed=len(d))
+    make_images(tmp_path / "kodak", [(64, 64)])[0].rename(tmp_path / "kodak" / "kodim01.png")
+    args = [sys.executable, str(AB_TRAIN), "--fork", str(fork), "--train-root",
+            str(tmp_path / "train"), "--kodak", str(tmp_path / "kodak"), "--config", "glic-tiny",
+            "--arms", "base,no-ortho", "--steps", "4", "--images", "01",
+            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for arm, ortho in (("base", 0.1), ("no-ortho", 0.0)):
+        saved = json.loads((tmp_path / "runs" / arm / "args.json").read_text())
+        assert (saved["steps"], saved["ortho_weight"], saved["lr_schedule"]) == (4, ortho, "cosine")
+        assert saved["init_from"] == str(fork.resolve())
+        res = json.loads((tmp_path / "runs" / arm / "result.json").read_text())
+        assert [x["quality"] for x in res["rates"]] == [1.5, 3, 4.5, 6]
+        assert all(x["bpp"] > 0 for x in res["rates"])
+    ck = tmp_path / "runs" / "base" / "checkpoint.pt"
+    mtime = ck.stat().st_mtime_ns
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "[base]" not in r.stdout, r.stdout + r.stderr[-2000:]
+    assert ck.stat().st_mtime_ns == mtime
+    md = (tmp_path / "out" / "ab_train.md").read_text()
+    assert "| orthogonality loss (weight 0.1) | base | no-ortho |" in md and "no floor yet" in md
+
+
+def test_ab_train_refuses_bad_input_before_writing(tmp_path):
+    ab = _load(AB_TRAIN)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = ab.main(["--fork", str(tmp_path / "none.pt"), "--train-root", str(tmp_path),
+                      "--kodak", str(tmp_path), "--arms", "base,bogus",
+                      "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")])
+    assert rc == 2 and "unknown ['bogus']" in err.getvalue()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
