@@ -1,5 +1,7 @@
 r"""Fixtures shared by several test folders."""
+import importlib.util
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import torch
 from PIL import Image
 
 _TORCH_TRACE = logging.getLogger("torch.__trace")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -25,6 +28,22 @@ def pytest_runtest_call(item):
         if type(handler).__module__.startswith("_pytest"):
             _TORCH_TRACE.removeHandler(handler)
     return (yield)
+
+
+def _load_script(relpath):
+    path = ROOT / relpath
+    name = "_script_" + "_".join(Path(relpath).with_suffix("").parts)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    r"""``load_script("benchmarks/rd/curve.py")``: a fresh module of a script outside the
+    package (a benchmark or an example), executed from its file under the repository."""
+    return _load_script
 
 
 @pytest.fixture(scope="module")

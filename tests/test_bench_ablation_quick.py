@@ -1,20 +1,12 @@
-import importlib.util
 import json
-import os
 
 import compressai  # noqa: F401  (in install_requires: a broken import must fail)
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = os.path.join(ROOT, "benchmarks", "ablation", "run.py")
-
 
 @pytest.fixture(scope="module")
-def ablation():
-    spec = importlib.util.spec_from_file_location("ablation_run", RUN)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def ablation(load_script):
+    return load_script("benchmarks/ablation/run.py")
 
 
 def _args(tmp_path, *extra):

@@ -1,19 +1,11 @@
-import importlib.util
 import json
-import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks", "aggregation", "bench.py")
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("aggregation_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script("benchmarks/aggregation/bench.py")
 
 
 def test_quick_run_writes_json_markdown_and_plot(bench, tmp_path):
@@ -75,11 +67,8 @@ def test_quick_run_writes_json_markdown_and_plot(bench, tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_probe_quick_run(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "aggregation_compiled", os.path.join(ROOT, "benchmarks", "aggregation", "compiled.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_compiled_probe_quick_run(load_script, tmp_path):
+    mod = load_script("benchmarks/aggregation/compiled.py")
     report = mod.main(["--quick", "--out", str(tmp_path), "--degrees", "16",
                        "--modes", "forward", "--no-memory"])
     stem = tmp_path / "aggregation_compiled_cpu_quick"

@@ -1,20 +1,12 @@
-import importlib.util
 import json
-import os
 
 import compressai  # noqa: F401  (in install_requires: a broken import must fail)
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks", "codec", "bench.py")
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("codec_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script("benchmarks/codec/bench.py")
 
 
 def test_quick_run_writes_json_markdown_and_plot(bench, tmp_path):
@@ -39,12 +31,9 @@ def test_1080p_image_is_synthesised(bench):
 
 
 @pytest.mark.slow
-def test_tiles_quick_run(tmp_path):
+def test_tiles_quick_run(load_script, tmp_path):
     # fresh processes per measurement (peak memory), so seconds, not milliseconds
-    spec = importlib.util.spec_from_file_location(
-        "codec_tiles", os.path.join(ROOT, "benchmarks", "codec", "tiles.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/codec/tiles.py")
     mod.main(["--quick", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "codec_tiles_cpu_quick.json").read_text())
     assert data["config"] == "glic-tiny" and data["machine"]["device"] == "cpu"

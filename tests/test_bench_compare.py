@@ -1,16 +1,4 @@
-import importlib.util
 import json
-import os
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "bench_compare", os.path.join(ROOT, "benchmarks", "compare.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _run(rows, date):
@@ -18,7 +6,7 @@ def _run(rows, date):
             "results": [dict(r, times_ms=[r["time_ms_median"]], peak_mib=1.0) for r in rows]}
 
 
-def test_rows_match_by_configuration_and_slower_ones_are_flagged(tmp_path):
+def test_rows_match_by_configuration_and_slower_ones_are_flagged(load_script, tmp_path):
     old = _run([{"graph": "halo", "height": 32, "time_ms_median": 10.0},
                 {"graph": "halo", "height": 64, "time_ms_median": 40.0},
                 {"graph": "window", "height": 32, "time_ms_median": 5.0}], "d0")
@@ -28,7 +16,8 @@ def test_rows_match_by_configuration_and_slower_ones_are_flagged(tmp_path):
     for name, run in (("old", old), ("new", new)):
         (tmp_path / f"{name}.json").write_text(json.dumps(run))
     stem = tmp_path / "cmp"
-    rc = _load().main([str(tmp_path / "old.json"), str(tmp_path / "new.json"),
+    compare = load_script("benchmarks/compare.py")
+    rc = compare.main([str(tmp_path / "old.json"), str(tmp_path / "new.json"),
                        "--out", str(stem)])
     assert rc == 1
     rep = json.loads(stem.with_suffix(".json").read_text())
@@ -37,5 +26,5 @@ def test_rows_match_by_configuration_and_slower_ones_are_flagged(tmp_path):
     assert by["graph=halo, height=64"]["slower"] and by["graph=halo, height=64"]["ratio"] == 1.1
     assert not by["graph=halo, height=32"]["slower"]
     assert "**slower**" in stem.with_suffix(".md").read_text()
-    assert _load().main([str(tmp_path / "old.json"), str(tmp_path / "new.json"),
+    assert compare.main([str(tmp_path / "old.json"), str(tmp_path / "new.json"),
                          "--tolerance", "0.2"]) == 0

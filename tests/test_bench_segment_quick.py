@@ -1,23 +1,11 @@
-import importlib.util
 import json
-import os
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks", "aggregation", "segment.py")
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("segment_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_forms_agree_with_a_loop_over_targets():
+def test_forms_agree_with_a_loop_over_targets(load_script):
     # both forms against a plain Python loop over each target's edges
-    bench = _load()
+    bench = load_script("benchmarks/aggregation/segment.py")
     gen = torch.Generator().manual_seed(0)
     ptr = bench._pointer(7, 3, gen)
     for site, width in (("attention", 2), ("mrconv", 3)):
@@ -40,8 +28,9 @@ def test_forms_agree_with_a_loop_over_targets():
                 torch.testing.assert_close(out, r)
 
 
-def test_quick_run_writes_json_and_table(tmp_path):
-    assert _load().main(["--quick", "--out", str(tmp_path), "--repeats", "1"]) == 0
+def test_quick_run_writes_json_and_table(load_script, tmp_path):
+    bench = load_script("benchmarks/aggregation/segment.py")
+    assert bench.main(["--quick", "--out", str(tmp_path), "--repeats", "1"]) == 0
     data = json.loads((tmp_path / "segment_reduce_cpu_quick.json").read_text())
     assert {r["site"] for r in data["rows"]} == {"attention", "mrconv"}
     assert all(r["torch_ms"] > 0 and r["segment_csr_ms"] > 0 for r in data["rows"])

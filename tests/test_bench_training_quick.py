@@ -1,20 +1,8 @@
-import importlib.util
 import json
-import os
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks", "training", "bench.py")
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("training_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_quick_run_writes_json_and_markdown(tmp_path):
-    bench = _bench()
+def test_quick_run_writes_json_and_markdown(load_script, tmp_path):
+    bench = load_script("benchmarks/training/bench.py")
     assert bench.main(["--quick", "--variants", "fp32,channels_last", "--profile",
                        "--profile-steps", "1", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "training_cpu_quick.json").read_text())
@@ -25,7 +13,8 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
     assert "| channels_last |" in md and "Profile of `fp32`" in md
 
 
-def test_unknown_variant_is_refused(tmp_path, capsys):
-    assert _bench().main(["--quick", "--variants", "fp64", "--out", str(tmp_path)]) == 2
+def test_unknown_variant_is_refused(load_script, tmp_path, capsys):
+    bench = load_script("benchmarks/training/bench.py")
+    assert bench.main(["--quick", "--variants", "fp64", "--out", str(tmp_path)]) == 2
     assert "unknown variants ['fp64']" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -1,23 +1,11 @@
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_vig.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("train_vig_example", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.mark.parametrize("graph", ["knn", "lrgc"])
-def test_train_vig_quick(graph, tmp_path, capsys, monkeypatch):
+def test_train_vig_quick(load_script, graph, tmp_path, capsys, monkeypatch):
     threads = torch.get_num_threads()
-    mod = _load()
+    mod = load_script("examples/train_vig.py")
     models, create = [], mod.create_model
 
     def keep(*args, **kwargs):  # keep the trained model, to check the accuracy it reports

@@ -1,15 +1,8 @@
-import importlib.util
-import os
 from collections import Counter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FUZZ = os.path.join(ROOT, "benchmarks", "fuzz", "fuzz.py")
 
-
-def test_seeded_fuzz_subset_has_no_crash_or_hang(tmp_path):
-    spec = importlib.util.spec_from_file_location("fuzz_bench", FUZZ)
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
+def test_seeded_fuzz_subset_has_no_crash_or_hang(load_script, tmp_path):
+    fuzz = load_script("benchmarks/fuzz/fuzz.py")
     r = fuzz.run(cases=120, seed=1, cli=0, sample_named=2, out=str(tmp_path))
     total = Counter()
     for c in r["counts"].values():

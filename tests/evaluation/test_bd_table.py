@@ -1,21 +1,11 @@
 r"""benchmarks/rd/bd_table.py: the BD tables of an evaluation folder rebuilt from its
 curves, with the head-to-head columns of two learned codecs."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "rd" / "bd_table.py"
 RATE = [0.2, 0.4, 0.7, 1.1, 1.6]
 PSNR = [28.0, 31.0, 34.0, 36.5, 39.0]
-
-
-def _main():
-    spec = importlib.util.spec_from_file_location("bd_table", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
 
 
 def _curve(name, kind, factor):
@@ -23,7 +13,7 @@ def _curve(name, kind, factor):
             "results": {"bpp": [factor * r for r in RATE], "psnr-rgb": PSNR}}
 
 
-def test_rebuilds_tables_with_head_to_head_columns(tmp_path):
+def test_rebuilds_tables_with_head_to_head_columns(load_script, tmp_path):
     curves = [_curve("model", "learned", 0.9), _curve("peer", "learned", 1.0),
               _curve("JPEG", "classical", 1.25)]
     for c in curves:
@@ -33,7 +23,7 @@ def test_rebuilds_tables_with_head_to_head_columns(tmp_path):
                "curves": [{k: c[k] for k in ("name", "description", "results")}
                           for c in curves]}
     (tmp_path / "results.json").write_text(json.dumps(results))
-    assert _main()([str(tmp_path)]) == 0
+    assert load_script("benchmarks/rd/bd_table.py").main([str(tmp_path)]) == 0
     bd = {r["codec"]: r["against"] for r in
           json.loads((tmp_path / "bd_rates.json").read_text())["bd_rates"]}
     # 0.9x the peer's rate at every PSNR: -10% against it, and the peer +11.1% back
@@ -46,10 +36,10 @@ def test_rebuilds_tables_with_head_to_head_columns(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["bd_rates"]
 
 
-def test_missing_folder_or_curve_is_named(tmp_path, capsys):
-    assert _main()([str(tmp_path)]) == 2
+def test_missing_folder_or_curve_is_named(load_script, tmp_path, capsys):
+    assert load_script("benchmarks/rd/bd_table.py").main([str(tmp_path)]) == 2
     assert "results.json" in capsys.readouterr().err
     (tmp_path / "results.json").write_text(json.dumps(
         {"curves": [{"name": "x", "description": "", "results": {}}]}))
-    assert _main()([str(tmp_path)]) == 2
+    assert load_script("benchmarks/rd/bd_table.py").main([str(tmp_path)]) == 2
     assert "no curve file" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 r"""benchmarks/rd/curve.py: one learning-curve row per checkpoint, appended atomically."""
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,13 +15,6 @@ COLUMNS = ["utc", "step", "total_steps", "cpu_hours", "weights",
            "bpp_q2", "psnr_q2", "jpeg_psnr_q2", "webp_psnr_q2",
            "bpp_q5", "psnr_q5", "jpeg_psnr_q5", "webp_psnr_q5",
            "gain_vs_jpeg_db", "gain_vs_webp_db"]
-
-
-def _curve_module():
-    spec = importlib.util.spec_from_file_location("_rd_curve", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _checkpoint(path: Path, ema: bool = True, step: int = 7) -> Path:
@@ -116,8 +108,8 @@ def test_curve_rows_appended(tmp_path, kodak):
     ({"--images": "03"}, "no kodim03.png"),
     ({"--kodak": "EMPTY"}, "holds no image"),
 ])
-def test_curve_bad_input(tmp_path, kodak, capsys, change, message):
-    mod = _curve_module()
+def test_curve_bad_input(load_script, tmp_path, kodak, capsys, change, message):
+    mod = load_script("benchmarks/rd/curve.py")
     ck = _checkpoint(tmp_path / "checkpoint.pt")
     out = tmp_path / "curve.csv"
     keep = ",".join(COLUMNS) + "\n"
@@ -137,8 +129,8 @@ def test_curve_bad_input(tmp_path, kodak, capsys, change, message):
     assert out.read_text() == keep
 
 
-def test_load_codec_prefers_ema(tmp_path):
-    mod = _curve_module()
+def test_load_codec_prefers_ema(load_script, tmp_path):
+    mod = load_script("benchmarks/rd/curve.py")
     ck = _checkpoint(tmp_path / "checkpoint.pt")
     saved = torch.load(ck, weights_only=True)
     net, info = mod.load_codec(ck)
@@ -148,8 +140,8 @@ def test_load_codec_prefers_ema(tmp_path):
         assert torch.equal(sd[k].float(), v), k
 
 
-def test_psnr_at_interpolates_in_log_bpp():
-    mod = _curve_module()
+def test_psnr_at_interpolates_in_log_bpp(load_script):
+    mod = load_script("benchmarks/rd/curve.py")
     curve = {"bpp": [0.1, 0.4, 0.2, 0.8], "psnr": [24.0, 30.0, 27.0, 33.0]}
     assert mod.psnr_at(curve, 0.2) == (pytest.approx(27.0), False)
     assert mod.psnr_at(curve, math.sqrt(0.2 * 0.4))[0] == pytest.approx(28.5)

@@ -1,7 +1,6 @@
 r"""benchmarks/rd/target.py (the trained-codec target on a report) and
 benchmarks/rd/ab_eval.py (A/B of the recipe pieces that cost no training)."""
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -14,23 +13,20 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET = ROOT / "benchmarks" / "rd" / "target.py"
 AB = ROOT / "benchmarks" / "rd" / "ab_eval.py"
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location(f"_rd_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope="module")
+def target(load_script):
+    return load_script("benchmarks/rd/target.py")
 
 
-def _target(*args):
+def _target(target, *args):
     r"""target.py's ``main`` in this process: ``(exit status, stderr)``."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            rc = _load(TARGET).main([str(a) for a in args])
+            rc = target.main([str(a) for a in args])
         except SystemExit as e:
             rc = e.code
     return rc, err.getvalue()
@@ -54,13 +50,13 @@ def _results(tmp_path, codec_bpp, codec_psnr):
 
 
 @pytest.mark.parametrize("saving,holds", [(0.2, True), (0.05, False), (-0.1, False)])
-def test_target_on_curves_with_a_known_bd_rate(tmp_path, saving, holds):
+def test_target_on_curves_with_a_known_bd_rate(target, tmp_path, saving, holds):
     # the codec spends (1 - saving) x JPEG's rate at every PSNR: its BD-rate against
     # JPEG is -saving exactly, whatever the window; points reach beyond the window
     psnr = _jpeg(np.geomspace(0.15, 1.6, 7))
     rate = (1 - saving) * 0.5 * np.exp((psnr - 30.0) / 4.8)
     out = _results(tmp_path, rate, psnr)
-    rc, err = _target(out)
+    rc, err = _target(target, out)
     assert rc == (0 if holds else 1), err
     rep = json.loads((out / "target.json").read_text())
     assert rep["bd_rate"]["value"] == pytest.approx(-100 * saving, abs=0.3)
@@ -77,8 +73,8 @@ def test_target_on_curves_with_a_known_bd_rate(tmp_path, saving, holds):
     assert "target holds" in (out / "target.md").read_text()
 
 
-def test_target_cut_interpolates_the_ends_and_never_extrapolates():
-    t = _load(TARGET)
+def test_target_cut_interpolates_the_ends_and_never_extrapolates(target):
+    t = target
     rate, psnr = np.array([0.2, 0.4, 0.8]), np.array([28.0, 31.0, 34.0])
     r, d = t.cut(rate, psnr, 0.25, 1.0)
     # 0.25 lies between 0.2 and 0.4: linear in log-bpp; 1.0 is beyond the curve: absent
@@ -88,20 +84,20 @@ def test_target_cut_interpolates_the_ends_and_never_extrapolates():
     assert t.psnr_at(rate, psnr, 1.0) is None and t.psnr_at(rate, psnr, 0.1) is None
 
 
-def test_target_overlap_is_the_share_of_the_window_quality_covered(tmp_path):
+def test_target_overlap_is_the_share_of_the_window_quality_covered(target, tmp_path):
     # a codec whose points stop at JPEG's quality at 0.6 bpp covers part of the range
     # JPEG spans in 0.25-1.0 bpp: ln(0.6/0.25) / ln(1/0.25) of it
     psnr = _jpeg(np.geomspace(0.15, 0.6, 5))
     out = _results(tmp_path, 0.8 * 0.5 * np.exp((psnr - 30.0) / 4.8), psnr)
-    assert _target(out)[0] == 1
+    assert _target(target, out)[0] == 1
     rep = json.loads((out / "target.json").read_text())
     assert rep["overlap"] == pytest.approx(math.log(0.6 / 0.25) / math.log(4), abs=1e-3)
     assert rep["criteria"]["overlap_at_least_0.8"] is False
     assert rep["bd_rate"]["value"] == pytest.approx(-20, abs=0.3)
 
 
-def test_target_refuses_a_missing_report_and_other_weights(tmp_path):
-    rc, err = _target(tmp_path)
+def test_target_refuses_a_missing_report_and_other_weights(target, tmp_path):
+    rc, err = _target(target, tmp_path)
     assert rc == 2 and "results.json" in err
     out = _results(tmp_path, [0.3, 0.5, 0.7, 0.9], [28.0, 30.0, 31.5, 32.5])
     shipped = tmp_path / "shipped.json"
@@ -109,7 +105,7 @@ def test_target_refuses_a_missing_report_and_other_weights(tmp_path):
                                    "sha256": "0" * 64}))
     w = tmp_path / "w.pt"
     w.write_bytes(b"weights")
-    rc, err = _target(out, "--shipped", shipped, "--weights", w)
+    rc, err = _target(target, out, "--shipped", shipped, "--weights", w)
     assert rc == 2 and "is not the file" in err
     assert not (out / "target.json").exists()
 
@@ -152,10 +148,10 @@ def test_ab_eval_codes_four_variants(tmp_path, make_images):
     assert "| ema weights, refreshed quantiles |" in (tmp_path / "ab_eval_step7.md").read_text()
 
 
-def test_extrapolate_recovers_a_known_curve(tmp_path):
+def test_extrapolate_recovers_a_known_curve(load_script, tmp_path):
     # margins that follow m = 1 - 2 / t exactly at q3 (and a + b ln t at q4.5): the fits
     # recover the parameters and the hours at which each reaches +0.5 dB
-    ex = _load(ROOT / "benchmarks" / "rd" / "extrapolate.py")
+    ex = load_script("benchmarks/rd/extrapolate.py")
     rows = ["utc,step,total_steps,cpu_hours,weights,bpp_q3,psnr_q3,jpeg_psnr_q3,"
             "bpp_q4.5,psnr_q4.5,jpeg_psnr_q4.5"]
     for i, t in enumerate([1.0, 2.0, 4.0, 8.0]):
@@ -188,10 +184,10 @@ def _arm(bpp, psnr):
                       for q, b, p in zip((1.5, 3, 4.5, 6), bpp, psnr)]}
 
 
-def test_ab_train_verdicts_against_the_noise_floor(tmp_path):
+def test_ab_train_verdicts_against_the_noise_floor(load_script, tmp_path):
     # arms that are the base curve at scaled rates: the BD-rate of a pure rate scaling s
     # is s - 1 exactly, so each verdict follows from the scale against the floor's 2%
-    ab = _load(AB_TRAIN)
+    ab = load_script("benchmarks/rd/ab_train.py")
     bpp, psnr = np.array([0.3, 0.5, 0.8, 1.1]), [28.0, 30.2, 32.0, 33.1]
     results = {"base": _arm(bpp, psnr), "base-seed1": _arm(bpp * 1.02, psnr),
                "constant-lr": _arm(bpp * 1.10, psnr),   # base saves 9.1%: decay helps
@@ -253,8 +249,8 @@ def test_ab_train_trains_codes_and_resumes_arms(tmp_path, make_images):
     assert "| orthogonality loss (weight 0.1) | base | no-ortho |" in md and "no floor yet" in md
 
 
-def test_ab_train_refuses_bad_input_before_writing(tmp_path):
-    ab = _load(AB_TRAIN)
+def test_ab_train_refuses_bad_input_before_writing(load_script, tmp_path):
+    ab = load_script("benchmarks/rd/ab_train.py")
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         rc = ab.main(["--fork", str(tmp_path / "none.pt"), "--train-root", str(tmp_path),

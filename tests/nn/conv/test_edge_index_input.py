@@ -5,7 +5,6 @@ take the fast CPU CSR path without ``ptr=``; a user's plain ``edge_index`` in an
 edge order is sorted for them, with per-edge inputs permuted alike and gradients
 returned in the caller's edge order; ``ptr=`` warns, is checked and ignored.
 """
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -179,13 +178,11 @@ def test_transpose_comes_from_the_edge_index_cache():
     assert fresh.edge_index._T_perm is not None
 
 
-def test_reuse_layers_example_takes_fast_path_without_pointer(monkeypatch):
+def test_reuse_layers_example_takes_fast_path_without_pointer(load_script, monkeypatch):
     # the example's model passes no ptr and still runs the CPU CSR executor
     src = EXAMPLE.read_text()
     assert "ptr=" not in src
-    spec = importlib.util.spec_from_file_location('reuse_layers_example_fast', EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("examples/reuse_layers.py")
     calls = _spy(monkeypatch, csr_mod, "csr_sparse_attention")
     seen = []
     real = GLICAttention.forward
