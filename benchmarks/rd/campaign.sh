@@ -145,9 +145,17 @@ trap 'on_signal TERM' TERM
 trap 'on_signal INT' INT
 trap 'on_signal HUP' HUP
 
+# nice orders processes only within one autogroup, and Linux (sched_autogroup, on by
+# default) makes one per session: a niced process in a session of its own competes with
+# every other session's work as an equal. So each child's session also gets its
+# autogroup's niceness set to NICE (where the kernel has autogroups), then execs the
+# command (same pid: the signals reach it).
+AUTOGROUP_NICE='[ -w /proc/self/autogroup ] && echo "$0" 2>/dev/null >/proc/self/autogroup; exec "$@"'
+[ -w /proc/self/autogroup ] && echo "$NICE" 2>/dev/null >/proc/self/autogroup
+
 run_child() {  # run_child CMD...: in its own session (a terminal's Ctrl-C reaches only
-    # this script, which forwards one SIGTERM), output stamped into the log; sets rc
-    setsid "$@" > >(trap '' INT TERM HUP; stamp >>"$LOG") 2>&1 &
+    # this script, which forwards one SIGTERM), at NICE, output stamped into the log; sets rc
+    setsid bash -c "$AUTOGROUP_NICE" "$NICE" "$@" > >(trap '' INT TERM HUP; stamp >>"$LOG") 2>&1 &
     child=$!
     case " $* " in
         *" train "*) child_what="the trainer: it finishes its step and checkpoints" ;;
