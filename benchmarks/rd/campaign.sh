@@ -10,9 +10,9 @@
 # ../shared/datasets/train), KODAK_DIR the Kodak PNGs (default ../shared/datasets/kodak),
 # both relative to the repository root when not given. Knobs (environment, defaults):
 #   RUN=runs/campaign-glic-lite TOTAL=60000 (steps of the schedule) CHUNK=2000 (steps
-#   between curve points) BATCH=8 CROP=128 LATE_CROP=256 LATE_BATCH=2 LATE_FROM=0.88
-#   LR=3e-4 LR_MIN=1e-5 WARMUP=500 EMA=0.999 WORKERS=1 THREADS=1 NICE=19
-#   CONFIG=glic-lite ORTHO=0.1 CKPT_EVERY=200 IMAGES=01,05,07,13,15,23
+#   between curve points) BATCH=8 CROP=128 LATE_CROP= (none; e.g. 256 for a late phase)
+#   LATE_BATCH=2 LATE_FROM=0.88 LR=3e-4 LR_MIN=1e-5 WARMUP=0 EMA=0.999 WORKERS=1 THREADS=1
+#   NICE=19 CONFIG=glic-lite ORTHO=0 CKPT_EVERY=200 IMAGES=01,05,07,13,15,23
 #   QUALITIES=1.5,3,4.5,6 CURVE_DIR=benchmarks/results/rd_campaign
 #   SHIP=pyg_glic/zoo/weights/$CONFIG.pt SHIP_HOURS=3 SHIP_MIN_GAIN=0 (dB over JPEG; empty = none) PY=.venv/bin/python
 #   CODE=commit (run the code of the checked-out commit, copied to $RUN/code) or worktree
@@ -57,11 +57,14 @@ CONFIG=${CONFIG:-glic-lite}
 RUN=${RUN:-runs/campaign-$CONFIG}
 TOTAL=${TOTAL:-60000}; CHUNK=${CHUNK:-2000}
 BATCH=${BATCH:-8}; CROP=${CROP:-128}
-LATE_CROP=${LATE_CROP:-256}; LATE_BATCH=${LATE_BATCH:-2}; LATE_FROM=${LATE_FROM:-0.88}
-LR=${LR:-3e-4}; LR_MIN=${LR_MIN:-1e-5}; WARMUP=${WARMUP:-500}; EMA=${EMA:-0.999}
+# The recipe of a new run keeps only what the A/B runs showed to help
+# (benchmarks/results/rd_ab/ab_train.md): the decay to LR_MIN and the EMA; no warm-up, no
+# orthogonality penalty and no late large crops by default. A resumed run keeps its own.
+LATE_CROP=${LATE_CROP:-}; LATE_BATCH=${LATE_BATCH:-2}; LATE_FROM=${LATE_FROM:-0.88}
+LR=${LR:-3e-4}; LR_MIN=${LR_MIN:-1e-5}; WARMUP=${WARMUP:-0}; EMA=${EMA:-0.999}
 # One torch thread: a second one gained nothing measurable per step on this 2-core CPU
 # (benchmarks/results/training_cpu.md) and is better left to other work.
-ORTHO=${ORTHO:-0.1}; WORKERS=${WORKERS:-1}; THREADS=${THREADS:-1}
+ORTHO=${ORTHO:-0}; WORKERS=${WORKERS:-1}; THREADS=${THREADS:-1}
 CKPT_EVERY=${CKPT_EVERY:-200}
 IMAGES=${IMAGES:-01,05,07,13,15,23}; QUALITIES=${QUALITIES:-1.5,3,4.5,6}
 CURVE_DIR=${CURVE_DIR:-benchmarks/results/rd_campaign}
@@ -337,9 +340,10 @@ while :; do
               --steps "$TOTAL" --stop-at "$next" -o "$RUN" --batch-size "$BATCH"
               --crop-size "$CROP" --lr "$LR" --lr-schedule cosine --lr-min "$LR_MIN"
               --warmup "$WARMUP" --ema-decay "$EMA" --ortho-weight "$ORTHO"
-              --late-crop-size "$LATE_CROP" --late-batch-size "$LATE_BATCH"
-              --late-from "$LATE_FROM" --workers "$WORKERS" --cache-images --no-progress
+              --workers "$WORKERS" --cache-images --no-progress
               --checkpoint-every "$CKPT_EVERY")
+        [ -n "$LATE_CROP" ] && args+=(--late-crop-size "$LATE_CROP" --late-batch-size
+                                      "$LATE_BATCH" --late-from "$LATE_FROM")
         [ -f "$SHIP" ] && args+=(--init-from "$SHIP")
     fi
     before=$step
