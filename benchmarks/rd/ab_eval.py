@@ -55,6 +55,13 @@ def code_rates(net, rgbs, jpeg_curves, qualities, device) -> List[Dict]:
     return rates
 
 
+def bd_with_vs_without(with_rates: List[Dict], without_rates: List[Dict]) -> Dict:
+    r"""BD-rate (cubic) of the ``code_rates`` points "with" a piece against "without" it."""
+    from pyg_glic.evaluation.bdrate import bd_rate
+    return bd_rate([x["bpp"] for x in without_rates], [x["psnr"] for x in without_rates],
+                   [x["bpp"] for x in with_rates], [x["psnr"] for x in with_rates]).to_dict()
+
+
 def _name(weights: str, quantiles: bool) -> str:
     return f"{weights} weights, {'refreshed' if quantiles else 'trained'} quantiles"
 
@@ -81,7 +88,6 @@ def main(argv=None) -> int:
 
     from benchmarks._common import machine_info
     from pyg_glic.evaluation import classical
-    from pyg_glic.evaluation.bdrate import bd_rate
     from pyg_glic.training.checkpoint import load_checkpoint
     from pyg_glic.training.data import read_rgb
     from pyg_glic.training.models import load_model_file
@@ -113,17 +119,14 @@ def main(argv=None) -> int:
               flush=True)
     seconds = time.perf_counter() - t0
 
-    def bd(with_: Dict, without: Dict) -> Dict:
-        r = bd_rate([x["bpp"] for x in without["rates"]], [x["psnr"] for x in without["rates"]],
-                    [x["bpp"] for x in with_["rates"]], [x["psnr"] for x in with_["rates"]])
-        return r.to_dict()
-
     by = {(v["weights"], v["update_quantiles"]): v for v in variants}
     pieces = {
         "EMA (ema vs raw)": {f"quantiles {'refreshed' if qq else 'trained'}":
-                             bd(by[("ema", qq)], by[("raw", qq)]) for qq in (True, False)},
+                             bd_with_vs_without(by[("ema", qq)]["rates"],
+                                                by[("raw", qq)]["rates"]) for qq in (True, False)},
         "quantile refresh (refreshed vs trained)": {
-            f"{w} weights": bd(by[(w, True)], by[(w, False)]) for w in ("ema", "raw")},
+            f"{w} weights": bd_with_vs_without(by[(w, True)]["rates"], by[(w, False)]["rates"])
+            for w in ("ema", "raw")},
     }
     info = machine_info(device)
     rep = {"tool": "benchmarks/rd/ab_eval.py", "checkpoint": os.fspath(a.checkpoint),

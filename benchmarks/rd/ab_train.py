@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.rd import curve as C  # noqa: E402
-from benchmarks.rd.ab_eval import code_rates  # noqa: E402
+from benchmarks.rd.ab_eval import bd_with_vs_without, code_rates  # noqa: E402
 
 EMA_DECAY = 0.99
 TRAIN_SUBDIRS = ("bsds500/train", "bsds500/test", "sun_hays80")
@@ -77,11 +77,13 @@ PIECES = [
 NOISE = ("same recipe, another data order (noise floor)", "base-seed1", "base")
 
 
-def _ckpt_step(path: Path) -> Optional[int]:
+def _load_checkpoint(path: Path) -> Optional[Dict]:
     import torch
-    if not path.is_file():
-        return None
-    return int(torch.load(path, map_location="cpu", weights_only=True).get("step") or 0)
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def _arm_steps(a, arm: str) -> int:
+    return a.steps if ARMS[arm][0] == "fork" else a.scratch_steps
 
 
 def fork_ramp(steps: int) -> int:
@@ -96,12 +98,12 @@ def train_command(a, arm: str) -> List[str]:
     out = a.runs / arm
     common = [sys.executable, "-m", "pyg_glic", "train"]
     ck = out / "checkpoint.pt"
-    steps = a.steps if family == "fork" else a.scratch_steps
     if ck.is_file():
         return common + ["--resume", os.fspath(ck), "--workers", "1", "--no-progress"]
     cmd = common + [os.fspath(a.train_root / d) for d in TRAIN_SUBDIRS] + [
-        "-c", a.config, "-o", os.fspath(out), "--steps", str(steps), "--crop-size", "128",
-        "--batch-size", "8", "--ema-decay", str(EMA_DECAY), "--ortho-weight", "0.1",
+        "-c", a.config, "-o", os.fspath(out), "--steps", str(_arm_steps(a, arm)),
+        "--crop-size", "128", "--batch-size", "8", "--ema-decay", str(EMA_DECAY),
+        "--ortho-weight", "0.1",
         "--workers", "1", "--cache-images", "--no-progress", "--checkpoint-every", "100"]
     if family == "fork":
         cmd += ["--init-from", os.fspath(a.fork), "--lr", str(a.lr), "--lr-schedule", "cosine",
@@ -112,23 +114,22 @@ def train_command(a, arm: str) -> List[str]:
 
 
 def train(a, arm: str) -> Dict:
-    family = ARMS[arm][0]
-    steps = a.steps if family == "fork" else a.scratch_steps
+    steps = _arm_steps(a, arm)
     ck = a.runs / arm / "checkpoint.pt"
-    if _ckpt_step(ck) != steps:
+    ckpt = _load_checkpoint(ck)
+    if ckpt is None or int(ckpt.get("step") or 0) != steps:
         cmd = train_command(a, arm)
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads),
                    OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
         print(f"[{arm}] " + " ".join(cmd[1:]), flush=True)
         rc = subprocess.call(cmd, env=env, cwd=ROOT)
-        if rc != 0 or _ckpt_step(ck) != steps:
+        ckpt = _load_checkpoint(ck)
+        if rc != 0 or ckpt is None or int(ckpt.get("step") or 0) != steps:
             raise RuntimeError(f"arm {arm}: the trainer stopped (exit {rc}) before step {steps}")
-    import torch
-    ckpt = torch.load(ck, map_location="cpu", weights_only=True)
     logs = [json.loads(line) for line in (a.runs / arm / "metrics.jsonl").read_text().splitlines()
             if line.strip()]
     tail = [r for r in logs if "loss" in r and r.get("step", 0) > steps - 100]
-    return {"family": family, "steps": steps, "args": ckpt.get("args"),
+    return {"family": ARMS[arm][0], "steps": steps, "args": ckpt.get("args"),
             "cpu_hours": round(float(ckpt.get("cpu_seconds") or 0) / 3600, 4),
             "train_loss_last100": round(float(np.mean([r["loss"] for r in tail])), 4)
             if tail else None}
@@ -146,14 +147,11 @@ def summarise(a, results: Dict[str, Dict], images, qualities, fork_info) -> None
     import torch
 
     from benchmarks._common import machine_info
-    from pyg_glic.evaluation.bdrate import bd_rate
 
     def bd(w: str, wo: str) -> Optional[Dict]:
         if w not in results or wo not in results:
             return None
-        x, y = results[wo]["rates"], results[w]["rates"]
-        return bd_rate([r["bpp"] for r in x], [r["psnr"] for r in x],
-                       [r["bpp"] for r in y], [r["psnr"] for r in y]).to_dict()
+        return bd_with_vs_without(results[w]["rates"], results[wo]["rates"])
 
     noise = bd(*NOISE[1:])
     floor = abs(noise["value"]) if noise and noise["value"] is not None else None
